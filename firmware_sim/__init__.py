@@ -1,0 +1,1 @@
+"""Simulated station hardware: EVSE controllers, vehicles, meters and an RFID reader."""

@@ -1,0 +1,54 @@
+"""``stationd`` — argument parsing and dispatch. Each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from . import config_cmd, run_cmd
+from .parser import EXIT_USAGE, Parser
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="stationd", description="EV charging station controller.")
+    parser.add_argument("--version", action="version", version=f"stationd {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands.required = True
+    run_cmd.add_commands(commands)
+    config_cmd.add_commands(commands)
+    _add_later(commands, "demo", "run the whole station with simulated hardware",
+               "arrives with the hardware simulator; until then run the station on the dry-run config: "
+               "stationd run --config examples/dry-run.yaml")
+    _add_later(commands, "whitelist", "import, export and edit the local RFID whitelist",
+               "arrives with the authorization feature")
+    version = commands.add_parser("version", help="print the version", description="Print stationd's version.")
+    version.set_defaults(handler=lambda args: print(f"stationd {__version__}") or 0)
+    return parser
+
+
+def _add_later(commands: argparse._SubParsersAction, name: str, help_text: str, message: str) -> None:
+    sub = commands.add_parser(name, help=help_text, description=f"{help_text[0].upper()}{help_text[1:]}.")
+    sub.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def not_yet(args: argparse.Namespace) -> int:
+        print(f"stationd {name}: not available in this version: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+    sub.set_defaults(handler=not_yet)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `stationd config list | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

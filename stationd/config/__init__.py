@@ -1,0 +1,1 @@
+"""Configuration: the key registry, the settings store and the station config file."""

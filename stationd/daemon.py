@@ -1,0 +1,133 @@
+"""The daemon's lifecycle: start the station's components, run them, stop them in time.
+
+One asyncio event loop. Startup opens the settings and the database, records the boot, then
+runs every component under the supervisor. SIGTERM or SIGINT stops the components, each
+getting at most ``shutdown_timeout`` seconds all together; the process then exits 0. A
+critical component that keeps failing ends the daemon with exit status 1, so systemd
+restarts the whole service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from . import __version__, logs
+from .config.installation import installation_values
+from .config.station_file import StationConfig
+from .config.store import Change, ConfigStore
+from .sdnotify import SystemdNotifier, run_watchdog
+from .storage import Database
+from .supervisor import Component, ComponentFailed, Supervisor
+
+log = logging.getLogger("stationd.daemon")
+
+EXIT_OK = 0
+EXIT_COMPONENT_FAILED = 1
+
+# Builds extra components once the store and database are open (later features plug in here).
+ComponentFactory = Callable[["Station"], list[Component]]
+
+
+class Station:
+    """What the components share: the station config, its settings and its database."""
+
+    def __init__(self, config: StationConfig, store: ConfigStore, db: Database, boot_id: int):
+        self.config, self.store, self.db, self.boot_id = config, store, db, boot_id
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: StationConfig,
+        *,
+        component_factories: list[ComponentFactory] | None = None,
+        notifier: SystemdNotifier | None = None,
+        shutdown_timeout: float = 10.0,
+        supervisor_options: dict | None = None,
+    ):
+        self.config = config
+        self.notifier = notifier or SystemdNotifier.from_env()
+        self.shutdown_timeout = shutdown_timeout
+        self._factories = component_factories or []
+        self._supervisor_options = supervisor_options or {}
+        self._stop = asyncio.Event()
+
+    def request_stop(self, reason: str) -> None:
+        if not self._stop.is_set():
+            log.info("stopping: %s", reason)
+            self._stop.set()
+
+    async def run(self) -> int:
+        store = ConfigStore.open(self.config.data_dir, installation=installation_values(self.config))
+        remove_secrets = logs.add_secret_source(store.secret_values)
+        for key in logs.LEVEL_KEYS:
+            logs.apply_level_key(key, store.get(key))
+        store.subscribe(_apply_log_level, names=logs.LEVEL_KEYS)
+        db = Database.open(self.config.data_dir)
+        boot_id = db.record_boot(__version__, None, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        station = Station(self.config, store, db, boot_id)
+        log.info("stationd %s starting (boot %d, chargebox %s, %d connectors, data in %s)", __version__, boot_id,
+                 store.get("BoxId"), store.connectors, self.config.data_dir)
+        components = [Component("settings-watch", store.watch)]
+        for factory in self._factories:
+            components.extend(factory(station))
+        supervisor = Supervisor(components, **self._supervisor_options)
+        try:
+            return await self._run_until_stopped(supervisor)
+        finally:
+            db.close()
+            remove_secrets()
+
+    async def _run_until_stopped(self, supervisor: Supervisor) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop, signal.Signals(signum).name)
+        supervised = asyncio.create_task(supervisor.run(), name="supervisor")
+        watchdog = asyncio.create_task(run_watchdog(self.notifier, lambda: supervisor.healthy), name="watchdog")
+        stop = asyncio.create_task(self._stop.wait(), name="stop")
+        self.notifier.ready(f"running: {supervisor.summary()}")
+        log.info("stationd ready: %s", supervisor.summary())
+        try:
+            await asyncio.wait({supervised, stop}, return_when=asyncio.FIRST_COMPLETED)
+            exit_code = EXIT_OK
+            if supervised.done():
+                exit_code = self._exit_code(supervised)
+            self.notifier.stopping("stopping")
+            await self._cancel(supervised)
+            log.info("stationd stopped (exit status %d)", exit_code)
+            return exit_code
+        finally:
+            for task in (watchdog, stop):
+                task.cancel()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+
+    def _exit_code(self, supervised: asyncio.Task) -> int:
+        error = supervised.exception()
+        if error is None:
+            log.info("every component finished")
+            return EXIT_OK
+        failed = error.exceptions if isinstance(error, BaseExceptionGroup) else [error]
+        for problem in failed:
+            if isinstance(problem, ComponentFailed):
+                log.critical("stopping the station: component %s", problem)
+            else:
+                log.critical("stopping the station: supervisor error %r", problem)
+        return EXIT_COMPONENT_FAILED
+
+    async def _cancel(self, supervised: asyncio.Task) -> None:
+        supervised.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            async with asyncio.timeout(self.shutdown_timeout):
+                await asyncio.shield(supervised)
+        if not supervised.done():
+            log.error("components did not stop within %.0f s; leaving them behind", self.shutdown_timeout)
+
+
+def _apply_log_level(change: Change) -> None:
+    logs.apply_level_key(change.key, change.new)

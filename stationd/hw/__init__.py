@@ -1,0 +1,1 @@
+"""Hardware edge: EVSE controllers (serial, CAN), energy meters (Modbus), RFID reader."""

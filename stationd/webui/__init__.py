@@ -1,0 +1,1 @@
+"""Installer WebUI (aiohttp over HTTPS)."""
