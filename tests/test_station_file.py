@@ -155,7 +155,7 @@ def test_render_chargebox_id(template, expected):
     [
         ("TE-{sn}", "may use only the placeholder {serial}"),
         ("TE-{serial", "may use only the placeholder {serial}"),
-        ("TE {serial}", "gives 'TE TE1', but a chargebox id may only contain letters, digits and *_=:+|@.- (found ' ')"),
+        ("TE {serial}", "gives 'TE TE1', but a chargebox id may only be 1 to 48 characters: letters, digits and * _ = : + | @ . - (found ' ')"),
         ("X" * 46 + "{serial}", "gives a chargebox id of 49 characters; at most 48 are allowed"),
     ],
 )
@@ -470,6 +470,16 @@ def test_unreadable_file(tmp_path):
         path.chmod(0o600)
 
 
+def test_read_error_is_named(tmp_path, monkeypatch):
+    path = write(tmp_path, MINIMAL)
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    assert single_error(path) == f"{path}: cannot read: permission denied"
+
+
 def test_non_utf8_file(tmp_path):
     path = tmp_path / "latin1.yaml"
     path.write_bytes("identity:\n  serial_number: SN1\n  vendor: Müller\n".encode("latin-1"))
@@ -731,6 +741,7 @@ def test_null_endpoint_and_profile_list_mean_none(tmp_path):
 
 def test_recursive_alias_and_deep_nesting_are_reported(tmp_path):
     path = write(tmp_path, MINIMAL + "extra: &loop\n  - *loop\n")
-    assert single_error(path) == f"{path}:8: extra[0]: recursive alias"
+    # a value reached through an alias is located at its anchor
+    assert single_error(path) == f"{path}:7: extra[0]: recursive alias"
     path = write(tmp_path, "identity: " + "[" * 5000 + "]" * 5000 + "\n")
     assert single_error(path) == f"{path}: invalid YAML: nested too deeply"

@@ -14,9 +14,6 @@ See examples/dry-run.yaml and examples/device.yaml.
 
 from __future__ import annotations
 
-import ipaddress
-import os
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -29,16 +26,34 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    SecretStr,
     StrictBool,
-    StrictInt,
     StrictStr,
     ValidationError,
-    ValidationInfo,
     model_validator,
 )
 
-from stationd.config.yaml_lines import (
+from .station_types import (
+    AuthorizationKey,
+    Baudrate,
+    Bind,
+    CiString20,
+    DevicePort,
+    Directory,
+    ExistingFile,
+    Name,
+    SerialNumber,
+    Template,
+    WsUrl,
+    between,
+    check_endpoint,
+    check_host_value,
+    none_as,
+    one_of,
+    only_for,
+    parse_bind,
+    render_chargebox_id,
+)
+from .yaml_lines import (
     FieldError,
     FieldPath,
     YamlSyntaxError,
@@ -58,8 +73,6 @@ __all__ = [
 
 CUSTOM_PROFILE = "(custom)"
 _SECRET_FIELDS = frozenset({"authorization_key"})
-_CHARGEBOX_CHARS = re.compile(r"[A-Za-z0-9*_=:+|@.\-]+")
-_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
 # ----------------------------------------------------------------------------- errors
@@ -81,191 +94,6 @@ class StationConfigError(Exception):
     def __init__(self, problems: list[ConfigProblem]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(problem) for problem in self.problems))
-
-
-# ----------------------------------------------------------------------------- value types
-def _between(low: int, high: int) -> Any:
-    def check(value: int) -> int:
-        if not low <= value <= high:
-            raise FieldError(f"must be between {low} and {high} (got {value})")
-        return value
-
-    return Annotated[StrictInt, AfterValidator(check)]
-
-
-def _one_of(*choices: int) -> Any:
-    def check(value: int) -> int:
-        if value not in choices:
-            listed = ", ".join(map(str, choices[:-1])) + f" or {choices[-1]}"
-            raise FieldError(f"must be {listed} (got {value})")
-        return value
-
-    return Annotated[StrictInt, AfterValidator(check)]
-
-
-def _text(low: int, high: int, chars: str = "", described: str = "") -> Any:
-    allowed = re.compile(f"[{chars}]*") if chars else None
-
-    def check(value: str) -> str:
-        if not value:
-            raise FieldError("must not be empty")
-        if not low <= len(value) <= high:
-            raise FieldError(f"must be {low} to {high} characters long (got {len(value)})")
-        if allowed is not None and not allowed.fullmatch(value):
-            bad = next(char for char in value if not allowed.fullmatch(char))
-            raise FieldError(f"may only contain {described} (found {bad!r})")
-        return value
-
-    return Annotated[StrictStr, AfterValidator(check)]
-
-
-def _path_text(value: Any) -> Any:
-    if not isinstance(value, str):
-        raise FieldError(f"must be a path (got {show_value(value)})")
-    if not value:
-        raise FieldError("must not be empty")
-    return value
-
-
-def _resolve(path: Path, info: ValidationInfo) -> Path:
-    base = Path((info.context or {}).get("base_dir") or Path.cwd())
-    return Path(os.path.normpath(base / path))
-
-
-def _existing_file(path: Path, info: ValidationInfo) -> Path:
-    if (info.context or {}).get("check_files", True) and not path.is_file():
-        raise FieldError(f"no such file: {path}" if not path.exists() else f"not a file: {path}")
-    return path
-
-
-def _secret_text(value: Any) -> Any:
-    if not isinstance(value, str):  # says nothing about the value itself
-        raise FieldError("must be a string; put it in quotes")
-    if not value:
-        raise FieldError("must not be empty")
-    return value
-
-
-def _check_host(host: str) -> None:
-    try:
-        ipaddress.ip_address(host)
-        return
-    except ValueError:
-        pass
-    labels = host.split(".")
-    if all(label.isdigit() for label in labels):
-        raise ValueError(f"{host!r} is not a valid IPv4 address")
-    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
-        raise ValueError(f"{host!r} is not a valid host name or address")
-
-
-def parse_bind(text: str) -> tuple[str, int]:
-    """``"127.0.0.1:8443"`` -> ``("127.0.0.1", 8443)``; ``"[::1]:8443"`` -> ``("::1", 8443)``.
-
-    Port 0 means "any free port". Raises ValueError with an installer-readable reason.
-    """
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-        if not sep:
-            raise ValueError("must be [IPv6]:PORT, e.g. [::1]:8443")
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"{host!r} is not an IPv6 address") from None
-    else:
-        host, sep, port = text.rpartition(":")
-        if not sep or not host:
-            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8443")
-        if ":" in host:
-            raise ValueError("an IPv6 address goes in brackets, e.g. [::1]:8443")
-        _check_host(host)
-    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
-        raise ValueError(f"port must be a number from 0 to 65535 (got {port!r})")
-    return host, int(port)
-
-
-def _check_bind(value: str) -> str:
-    try:
-        parse_bind(value)
-    except ValueError as exc:
-        raise FieldError(f"{exc} (got {show_value(value)})") from None
-    return value
-
-
-def _check_host_value(value: str) -> str:
-    try:
-        _check_host(value)
-    except ValueError as exc:
-        raise FieldError(str(exc)) from None
-    return value
-
-
-def _check_ws_url(value: str) -> str:
-    # The URL itself is never echoed: an installer may have pasted a password into it.
-    if not value:
-        raise FieldError("must not be empty")
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise FieldError("is not a valid URL (bad host or port)") from None
-    if parts.scheme not in ("ws", "wss"):
-        raise FieldError("must start with ws:// or wss://")
-    if not parts.hostname:
-        raise FieldError("must name a host, e.g. ws://backend.example.com/ocpp")
-    if parts.username is not None or parts.password is not None:
-        raise FieldError("must not contain a user name or password (use ocpp.authorization_key)")
-    if parts.query or parts.fragment or any(char.isspace() for char in value):
-        raise FieldError(
-            "must not contain spaces, '?' or '#' (the chargebox id is appended as the last path segment)"
-        )
-    return value
-
-
-def _check_endpoint(value: str) -> str:
-    return value and _check_ws_url(value)  # "" = no backend configured
-
-
-def _none_as(default: Any) -> Any:
-    return lambda value: default if value is None else value
-
-
-def render_chargebox_id(template: str, serial: str) -> str:
-    """The chargebox id ``template`` gives for ``serial``; ValueError if it is not a valid id."""
-    if "{" in template.replace("{serial}", "") or "}" in template.replace("{serial}", ""):
-        raise ValueError("may use only the placeholder {serial}")
-    chargebox_id = template.replace("{serial}", serial)
-    if not 1 <= len(chargebox_id) <= 48:
-        raise ValueError(f"gives a chargebox id of {len(chargebox_id)} characters; at most 48 are allowed")
-    if not _CHARGEBOX_CHARS.fullmatch(chargebox_id):
-        bad = next(char for char in chargebox_id if not _CHARGEBOX_CHARS.fullmatch(char))
-        raise ValueError(
-            f"gives {chargebox_id!r}, but a chargebox id may only contain letters, digits and *_=:+|@.- "
-            f"(found {bad!r})"
-        )
-    return chargebox_id
-
-
-SerialNumber = _text(1, 25, r"A-Za-z0-9._\-", "letters, digits, '.', '_' and '-'")
-CiString20 = _text(1, 20)
-Name = _text(1, 64)
-Template = _text(1, 100)
-DevicePort = _text(1, 255)  # serial device or pyserial URL, used as written
-Baudrate = _between(300, 4_000_000)
-Bind = Annotated[StrictStr, AfterValidator(_check_bind)]
-WsUrl = Annotated[StrictStr, AfterValidator(_check_ws_url)]
-ExistingFile = Annotated[
-    Path, BeforeValidator(_path_text), AfterValidator(_resolve), AfterValidator(_existing_file)
-]
-Directory = Annotated[Path, BeforeValidator(_path_text), AfterValidator(_resolve)]
-AuthorizationKey = Annotated[SecretStr, BeforeValidator(_secret_text)]
-
-
-def _only_for(model: BaseModel, transport: str, fields_by_transport: dict[str, tuple[str, ...]]) -> None:
-    for owner, names in fields_by_transport.items():
-        for name in names:
-            if owner != transport and getattr(model, name) is not None:
-                raise FieldError(f"only used with transport {owner} (this one is {transport})", at=(name,))
 
 
 # ----------------------------------------------------------------------------- models
@@ -302,12 +130,12 @@ class OperatorProfile(_Model):
 
 
 class OcppConfig(_Model):
-    endpoint: Annotated[StrictStr, BeforeValidator(_none_as("")), AfterValidator(_check_endpoint)] = ""
-    security_profile: _one_of(0, 1, 2) = 2
+    endpoint: Annotated[StrictStr, BeforeValidator(none_as("")), AfterValidator(check_endpoint)] = ""
+    security_profile: one_of(0, 1, 2) = 2
     authorization_key: AuthorizationKey | None = None
     ca_file: ExistingFile | None = None
     operator_profile: Name = CUSTOM_PROFILE
-    operator_profiles: Annotated[list[OperatorProfile], BeforeValidator(_none_as([]))] = Field(
+    operator_profiles: Annotated[list[OperatorProfile], BeforeValidator(none_as([]))] = Field(
         default_factory=list
     )
 
@@ -353,12 +181,12 @@ class ControllerConfig(_Model):
     baudrate: Baudrate | None = None
     can_interface: Literal["socketcan", "virtual", "udp_multicast"] | None = None
     can_channel: Name | None = None
-    node_id: _between(1, 63) | None = None
+    node_id: between(1, 63) | None = None
 
     @model_validator(mode="after")
     def _check_transport(self) -> ControllerConfig:
         fields = {"serial": ("port", "baudrate"), "can": ("can_interface", "can_channel", "node_id")}
-        _only_for(self, self.transport, fields)
+        only_for(self, self.transport, fields)
         if self.transport == "serial":
             if self.port is None:
                 raise FieldError("required with transport serial", at=("port",))
@@ -375,12 +203,12 @@ class RtuConfig(_Model):
     port: DevicePort
     baudrate: Baudrate = 9600
     parity: Literal["N", "E", "O"] = "N"
-    stopbits: _one_of(1, 2) = 1
+    stopbits: one_of(1, 2) = 1
 
 
 class TcpConfig(_Model):
-    host: Annotated[StrictStr, AfterValidator(_check_host_value)]
-    port: _between(1, 65535) = 502
+    host: Annotated[StrictStr, AfterValidator(check_host_value)]
+    port: between(1, 65535) = 502
 
 
 class MeterModel(StrEnum):
@@ -395,7 +223,7 @@ class MeterModel(StrEnum):
 
 class MeterConfig(_Model):
     model: MeterModel
-    unit_id: _between(1, 247) = 1
+    unit_id: between(1, 247) = 1
     rtu: RtuConfig | None = None
     tcp: TcpConfig | None = None
 
@@ -420,10 +248,10 @@ class ConnectorType(StrEnum):
 
 
 class ConnectorConfig(_Model):
-    id: _between(1, 4)
+    id: between(1, 4)
     connector_type: ConnectorType = ConnectorType.TYPE2_SOCKET
-    max_current_a: _between(6, 80) = 32
-    phases: _one_of(1, 3) = 3
+    max_current_a: between(6, 80) = 32
+    phases: one_of(1, 3) = 3
     controller: ControllerConfig
     meter: MeterConfig | None = None
 
@@ -441,7 +269,7 @@ class RfidConfig(_Model):
 
     @model_validator(mode="after")
     def _check_transport(self) -> RfidConfig:
-        _only_for(self, self.transport, {"serial": ("port", "baudrate")})
+        only_for(self, self.transport, {"serial": ("port", "baudrate")})
         if self.transport == "serial":
             if self.port is None:
                 raise FieldError("required with transport serial", at=("port",))
@@ -516,7 +344,7 @@ class WebUIConfig(_Model):
 class ModbusServerConfig(_Model):
     enabled: StrictBool = False
     bind: Bind = "127.0.0.1:1502"
-    unit_id: _between(1, 247) = 1
+    unit_id: between(1, 247) = 1
 
     @property
     def address(self) -> tuple[str, int]:
