@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..config.installation import installation_values
+from ..config.reference import render_markdown
 from ..config.station_file import StationConfigError, load_station_config
 from ..config.store import ConfigError, ConfigStatus, ConfigStore, Reading
 from ..config.value_types import Source
@@ -58,6 +59,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                            "a change takes effect.")
     list_.add_argument("--json", action="store_true", help="print JSON instead of a table")
     list_.set_defaults(handler=_guarded(cmd_list))
+
+    reference = actions.add_parser("reference", help="print the key reference (Markdown)",
+                                   description="Print the reference of every key as Markdown "
+                                               "(docs/config-keys.md is this output).")
+    reference.set_defaults(handler=lambda args: print(render_markdown(), end="") or 0)
 
     check = actions.add_parser("check", help="validate a station config file",
                                description="Validate a station config file; errors name the file, line and field.")

@@ -236,6 +236,7 @@ class Csl(ValueType):
     item_pattern: str | None = None
     item_help: str = ""
     max_items: int | None = None  # fixed maximum; a registry may also name a companion key
+    members_label: str = ""  # how docs name a long member list ("measurands")
     name = "CSL"
 
     def parse(self, text: str, source: Source = Source.OCPP) -> tuple[str, ...]:
@@ -264,6 +265,8 @@ class Csl(ValueType):
         return ",".join(value)
 
     def describe(self) -> str:
+        if self.members_label:
+            return f"CSL of {self.members_label}"
         return "CSL of " + "|".join(self.members) if self.members else "CSL"
 
 

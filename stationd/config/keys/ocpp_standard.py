@@ -39,7 +39,7 @@ RO = Access.R
 
 
 def _measurands(max_key: str) -> dict:
-    return {"type": Csl(members=MEASURANDS), "max_items_key": max_key, "unit": None}
+    return {"type": Csl(members=MEASURANDS, members_label="measurands"), "max_items_key": max_key, "unit": None}
 
 
 KEYS = (
