@@ -59,4 +59,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        2,
+        "charging sessions",
+        """
+        -- one row per charging session; an open session has no stopped_at
+        CREATE TABLE sessions (
+            session_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+            connector_id   INTEGER NOT NULL,
+            id_tag         TEXT NOT NULL,
+            started_at     TEXT NOT NULL,
+            meter_start_wh REAL NOT NULL,
+            last_meter_wh  REAL,
+            stopped_at     TEXT,
+            meter_stop_wh  REAL,
+            stop_reason    TEXT,
+            stop_id_tag    TEXT
+        );
+        CREATE INDEX sessions_open ON sessions(connector_id) WHERE stopped_at IS NULL;
+        """,
+    ),
 )

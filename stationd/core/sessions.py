@@ -1,0 +1,91 @@
+"""Charging sessions and their durable record (SQLite, every change on disk before it counts).
+
+A session is the core's view of a charge: who (idTag), where (connector), from when and which
+meter reading, until when and why. The OCPP client turns sessions into transactions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from ..storage import Database
+
+# StopTransaction reasons of OCPP 1.6 (the core uses the same words).
+STOP_REASONS = frozenset({
+    "EmergencyStop", "EVDisconnected", "HardReset", "Local", "Other", "PowerLoss", "Reboot", "Remote",
+    "SoftReset", "UnlockCommand", "DeAuthorized",
+})
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: int
+    connector_id: int
+    id_tag: str
+    started_at: datetime
+    meter_start_wh: float
+    last_meter_wh: float | None = None
+    stopped_at: datetime | None = None
+    meter_stop_wh: float | None = None
+    stop_reason: str | None = None
+    stop_id_tag: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.stopped_at is None
+
+    @property
+    def energy_wh(self) -> float:
+        end = self.meter_stop_wh if self.meter_stop_wh is not None else self.last_meter_wh
+        return max(0.0, (end if end is not None else self.meter_start_wh) - self.meter_start_wh)
+
+
+class SessionStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def start(self, connector_id: int, id_tag: str, started_at: datetime, meter_start_wh: float) -> Session:
+        with self.db.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO sessions (connector_id, id_tag, started_at, meter_start_wh, last_meter_wh) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (connector_id, id_tag, started_at.isoformat(), meter_start_wh, meter_start_wh),
+            )
+        return Session(int(cursor.lastrowid), connector_id, id_tag, started_at, meter_start_wh, meter_start_wh)
+
+    def stop(self, session: Session, stopped_at: datetime, meter_stop_wh: float, reason: str,
+             stop_id_tag: str | None = None) -> Session:
+        if reason not in STOP_REASONS:
+            raise ValueError(f"unknown stop reason {reason!r}")
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE sessions SET stopped_at = ?, meter_stop_wh = ?, last_meter_wh = ?, stop_reason = ?, "
+                "stop_id_tag = ? WHERE session_id = ? AND stopped_at IS NULL",
+                (stopped_at.isoformat(), meter_stop_wh, meter_stop_wh, reason, stop_id_tag, session.session_id),
+            )
+        return replace(session, stopped_at=stopped_at, meter_stop_wh=meter_stop_wh, last_meter_wh=meter_stop_wh,
+                       stop_reason=reason, stop_id_tag=stop_id_tag)
+
+    def record_meter(self, session: Session, energy_wh: float) -> Session:
+        """Remember the latest reading of an open session (what a power cut would end it with)."""
+        self.db.execute("UPDATE sessions SET last_meter_wh = ? WHERE session_id = ?", (energy_wh, session.session_id))
+        return replace(session, last_meter_wh=energy_wh)
+
+    def open_sessions(self) -> list[Session]:
+        rows = self.db.query("SELECT * FROM sessions WHERE stopped_at IS NULL ORDER BY session_id")
+        return [_session(row) for row in rows]
+
+    def recent(self, limit: int = 50) -> list[Session]:
+        rows = self.db.query("SELECT * FROM sessions ORDER BY session_id DESC LIMIT ?", (limit,))
+        return [_session(row) for row in rows]
+
+
+def _session(row) -> Session:
+    return Session(
+        session_id=row["session_id"], connector_id=row["connector_id"], id_tag=row["id_tag"],
+        started_at=datetime.fromisoformat(row["started_at"]), meter_start_wh=row["meter_start_wh"],
+        last_meter_wh=row["last_meter_wh"],
+        stopped_at=datetime.fromisoformat(row["stopped_at"]) if row["stopped_at"] else None,
+        meter_stop_wh=row["meter_stop_wh"], stop_reason=row["stop_reason"], stop_id_tag=row["stop_id_tag"],
+    )

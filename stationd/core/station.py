@@ -1,0 +1,352 @@
+"""The station core: connectors, sessions, faults and current limits, and what follows from them.
+
+Inputs come from the hardware drivers (controller states, meter samples, RFID cards) and from
+the edges (authorizations, stop requests, current limits, availability). After every input the
+core works out, for each connector, what its controller should do (``OutputsChanged``) and the
+OCPP status it is in (``StatusChanged``), and publishes what changed on the event bus.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from ..config.store import Change, ConfigStore
+from .connector import (
+    Connector,
+    ControllerState,
+    Outputs,
+    PendingAuthorization,
+    StatusReport,
+    connector_status,
+    station_status,
+)
+from .events import (
+    CardPresented,
+    EventBus,
+    FaultChanged,
+    MeterSampled,
+    OutputsChanged,
+    SessionEnded,
+    SessionStarted,
+    StatusChanged,
+)
+from .faults import Scope, fault
+from .iec61851 import CpState, pwm_offer
+from .sessions import Session, SessionStore
+
+log = logging.getLogger("stationd.core")
+
+FREE_MODE = 1  # CsMode 1: Free (Plug&Start)
+METER_RECORD_INTERVAL = timedelta(seconds=60)  # how often an open session's reading is saved
+SOCKET_TYPES = {"Type2Socket", "Type3Socket"}  # a socket locks the cable; a fixed cable needs no lock
+WATCHED_KEYS = ("CsMode", "/power/station/mainsMaxCurrent", "MaxCurrentLimit", "TamperDetectionEnabled",
+                "StopTransactionOnEVSideDisconnect")
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    id: int
+    max_current_a: float
+    phases: int
+    connector_type: str = "Type2Socket"
+
+
+@dataclass(frozen=True)
+class AuthorizeResult:
+    accepted: bool
+    connector_id: int | None = None
+    started: bool = False  # False: waiting for the cable (ConnectionTimeOut)
+    reason: str = ""
+
+
+class StationCore:
+    def __init__(self, store: ConfigStore, sessions: SessionStore, specs: Iterable[ConnectorSpec],
+                 bus: EventBus | None = None, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self.store, self.sessions, self.clock = store, sessions, clock
+        self.bus = bus or EventBus()
+        self.connectors = {s.id: Connector(s.id, s.max_current_a, s.phases, s.connector_type) for s in specs}
+        self.station_fault_sources: dict[str, frozenset[str]] = {}
+        self.operative = True
+        self._published: dict[int, StatusReport] = {}
+        self._scheduled_availability: dict[int, bool] = {}
+        self._meter_recorded: dict[int, datetime] = {}
+        store.subscribe(self._on_setting, names=WATCHED_KEYS)
+
+    # ---- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Close what a power cut left open, then publish every status once."""
+        for session in self.sessions.open_sessions():
+            meter = session.last_meter_wh if session.last_meter_wh is not None else session.meter_start_wh
+            closed = self.sessions.stop(session, self.clock(), meter, "PowerLoss")
+            log.warning("session %d on connector %d was open at start; closed with reason PowerLoss (%.0f Wh)",
+                        closed.session_id, closed.connector_id, closed.energy_wh)
+            self.bus.publish(SessionEnded(closed))
+        self._evaluate_all(force=True)
+
+    def shutdown(self, reason: str = "Reboot") -> None:
+        """End every open session (the daemon is stopping: the controllers will go safe)."""
+        for connector in self.connectors.values():
+            if connector.session is not None:
+                self._end_session(connector, reason)
+        self._evaluate_all()
+
+    def tick(self) -> None:
+        """Expire authorizations nobody plugged in for (ConnectionTimeOut); call every second."""
+        now = self.clock()
+        for connector in self.connectors.values():
+            if connector.pending is not None and now >= connector.pending.expires_at:
+                log.info("connector %d: authorization of %s expired (no cable within ConnectionTimeOut)",
+                         connector.id, connector.pending.id_tag)
+                connector.pending = None
+                self._evaluate(connector)
+
+    # ---- inputs from the hardware ----------------------------------------------------
+
+    def controller_link(self, connector_id: int, up: bool) -> None:
+        connector = self.connectors[connector_id]
+        connector.link_up = up
+        self._set_faults(connector, "link", set() if up else {"ControllerLinkLost"})
+        if not up:
+            log.error("connector %d: EVSE controller link lost", connector_id)
+        self._evaluate_all()
+
+    def controller_state(self, connector_id: int, state: ControllerState, faults: Iterable[str] = ()) -> None:
+        connector = self.connectors[connector_id]
+        before = connector.controller
+        connector.controller = state
+        connector_faults = {c for c in faults if fault(c).scope is Scope.CONNECTOR}
+        self._set_station_faults(f"controller:{connector_id}", {c for c in faults if fault(c).scope is Scope.STATION})
+        if state.cp_state in (CpState.E, CpState.F):
+            connector_faults.add("EVCommunicationError")
+        self._set_faults(connector, "controller", connector_faults)
+        self._update_tamper()
+        if state.cp_state.plugged and not before.cp_state.plugged:
+            self._plugged_in(connector)
+        elif before.cp_state.plugged and not state.cp_state.plugged:
+            self._unplugged(connector)
+        self._evaluate_all()
+
+    def meter_sample(self, connector_id: int, sample) -> None:
+        connector = self.connectors[connector_id]
+        connector.last_energy_wh = sample.energy_import_wh
+        session = connector.session
+        if session is not None:
+            now = self.clock()
+            last = self._meter_recorded.get(connector_id)
+            if last is None or now - last >= METER_RECORD_INTERVAL:
+                connector.session = self.sessions.record_meter(session, sample.energy_import_wh)
+                self._meter_recorded[connector_id] = now
+        self.bus.publish(MeterSampled(connector_id, sample))
+
+    def meter_online(self, connector_id: int, online: bool, reason: str = "") -> None:
+        connector = self.connectors[connector_id]
+        if online != connector.meter_online:
+            log.log(logging.INFO if online else logging.ERROR, "connector %d: meter %s%s", connector_id,
+                    "back online" if online else "offline", f" ({reason})" if reason else "")
+        connector.meter_online = online
+        self._set_faults(connector, "meter", set() if online else {"PowerMeterFailure"})
+        self._evaluate(connector)
+
+    def card_presented(self, uid: str) -> None:
+        self.bus.publish(CardPresented(uid, self.clock()))
+
+    def station_fault(self, code: str, active: bool, source: str = "station") -> None:
+        """Raise or clear a station-wide fault (connector 0) from any source."""
+        current = set(self.station_fault_sources.get(source, frozenset()))
+        current.add(code) if active else current.discard(code)
+        self._set_station_faults(source, current)
+        self._evaluate_all()
+
+    # ---- inputs from the edges (authorization, OCPP, WebUI, Modbus server) -------------
+
+    def authorize(self, connector_id: int | None, id_tag: str, parent_id_tag: str | None = None) -> AuthorizeResult:
+        """Let ``id_tag`` charge: at once when a vehicle is plugged in, else when one is."""
+        connector = self._pick_connector(connector_id)
+        if connector is None:
+            return AuthorizeResult(False, connector_id, reason="no connector is free")
+        refusal = self._refusal(connector)
+        if refusal:
+            return AuthorizeResult(False, connector.id, reason=refusal)
+        if connector.plugged:  # also after a session ended: a new card starts a new session
+            self._start_session(connector, id_tag)
+            self._evaluate_all()
+            return AuthorizeResult(True, connector.id, started=True)
+        timeout = timedelta(seconds=int(self.store.get("ConnectionTimeOut")))
+        connector.pending = PendingAuthorization(id_tag, self.clock() + timeout, parent_id_tag)
+        self._evaluate(connector)
+        return AuthorizeResult(True, connector.id, started=False)
+
+    def stop_session(self, connector_id: int, reason: str, id_tag: str | None = None) -> bool:
+        connector = self.connectors.get(connector_id)
+        if connector is None or connector.session is None:
+            return False
+        self._end_session(connector, reason, id_tag)
+        self._evaluate_all()
+        return True
+
+    def set_limit(self, connector_id: int, source: str, amps: float | None) -> None:
+        """A current limit (A per phase) from ``source``; None removes it; 0 = every connector."""
+        targets = self.connectors.values() if connector_id == 0 else [self.connectors[connector_id]]
+        for connector in targets:
+            if amps is None:
+                connector.limits.pop(source, None)
+            else:
+                connector.limits[source] = float(amps)
+        self._evaluate_all()
+
+    def set_availability(self, connector_id: int, operative: bool) -> str:
+        """Accepted, or Scheduled when a session must end first (then applied at its end)."""
+        targets = list(self.connectors.values()) if connector_id == 0 else [self.connectors[connector_id]]
+        if connector_id == 0:
+            self.operative = operative
+        busy = [c for c in targets if c.session is not None and not operative]
+        for connector in targets:
+            if connector in busy:
+                self._scheduled_availability[connector.id] = operative
+            else:
+                connector.operative = operative
+        self._evaluate_all()
+        return "Scheduled" if busy else "Accepted"
+
+    # ---- queries ----------------------------------------------------------------------
+
+    def status(self, connector_id: int) -> StatusReport:
+        if connector_id == 0:
+            return station_status(self.station_faults, self.operative)
+        return connector_status(self.connectors[connector_id], self.station_faults, self.operative)
+
+    @property
+    def station_faults(self) -> set[str]:
+        return set().union(*self.station_fault_sources.values())
+
+    def offer_limit(self, connector: Connector) -> float:
+        """The most current (A per phase) this connector may be offered now."""
+        limits = [connector.max_current_a, float(self.store.get("MaxCurrentLimit")), *connector.limits.values()]
+        if connector.controller.cable_max_a:
+            limits.append(float(connector.controller.cable_max_a))
+        sharing = [c for c in self.connectors.values() if c.session is not None] or [connector]
+        limits.append(self.store.get("/power/station/mainsMaxCurrent") / 1000 / len(sharing))
+        return min(limits)
+
+    # ---- internals --------------------------------------------------------------------
+
+    def _plugged_in(self, connector: Connector) -> None:
+        connector.finishing = False
+        if connector.session is not None:
+            return
+        if connector.pending is not None:
+            pending, connector.pending = connector.pending, None
+            if not self._refusal(connector):
+                self._start_session(connector, pending.id_tag)
+        elif self.store.get("CsMode") == FREE_MODE and not self._refusal(connector):
+            self._start_session(connector, str(self.store.get("/hw/auth/device/Dummy/id/value")))
+
+    def _unplugged(self, connector: Connector) -> None:
+        connector.finishing = False
+        if connector.session is not None and self.store.get("StopTransactionOnEVSideDisconnect"):
+            self._end_session(connector, "EVDisconnected")
+
+    def _refusal(self, connector: Connector) -> str:
+        if connector.session is not None:
+            return f"connector {connector.id} is occupied"
+        report = self.status(connector.id)
+        if report.status in ("Faulted", "Unavailable"):
+            return f"connector {connector.id} is {report.status}"
+        return ""
+
+    def _pick_connector(self, connector_id: int | None) -> Connector | None:
+        if connector_id is not None:
+            return self.connectors.get(connector_id)
+        free = [c for c in self.connectors.values() if not self._refusal(c)]
+        plugged = [c for c in free if c.plugged and not c.finishing]
+        return (plugged or free or [None])[0]
+
+    def _start_session(self, connector: Connector, id_tag: str) -> None:
+        meter = connector.last_energy_wh if connector.last_energy_wh is not None else 0.0
+        connector.session = self.sessions.start(connector.id, id_tag, self.clock(), meter)
+        connector.pending = None
+        self._meter_recorded[connector.id] = self.clock()
+        log.info("connector %d: session %d started for %s at %.0f Wh", connector.id,
+                 connector.session.session_id, id_tag, meter)
+        self.bus.publish(SessionStarted(connector.session))
+
+    def _end_session(self, connector: Connector, reason: str, id_tag: str | None = None) -> None:
+        session: Session = connector.session  # type: ignore[assignment]
+        meter = connector.last_energy_wh if connector.last_energy_wh is not None else (
+            session.last_meter_wh if session.last_meter_wh is not None else session.meter_start_wh)
+        closed = self.sessions.stop(session, self.clock(), meter, reason, id_tag)
+        connector.session = None
+        connector.finishing = connector.plugged
+        log.info("connector %d: session %d ended (%s), %.0f Wh", connector.id, closed.session_id, reason,
+                 closed.energy_wh)
+        self.bus.publish(SessionEnded(closed))
+        if connector.id in self._scheduled_availability:
+            connector.operative = self._scheduled_availability.pop(connector.id)
+
+    def _set_faults(self, connector: Connector, source: str, codes: set[str]) -> None:
+        before = connector.faults
+        connector.fault_sources[source] = frozenset(codes)
+        self._announce_faults(connector.id, before, connector.faults)
+
+    def _set_station_faults(self, source: str, codes: set[str]) -> None:
+        before = self.station_faults
+        self.station_fault_sources[source] = frozenset(codes)
+        self._announce_faults(0, before, self.station_faults)
+
+    def _announce_faults(self, connector_id: int, before: set[str], after: set[str]) -> None:
+        now = self.clock()
+        for code in sorted(after - before):
+            self.bus.publish(FaultChanged(connector_id, code, True, now))
+        for code in sorted(before - after):
+            self.bus.publish(FaultChanged(connector_id, code, False, now))
+
+    def _update_tamper(self) -> None:
+        open_door = any(c.controller.door_open for c in self.connectors.values())
+        tampered = open_door and bool(self.store.get("TamperDetectionEnabled"))
+        self._set_station_faults("tamper", {"TamperDetected"} if tampered else set())
+        if tampered:
+            for connector in self.connectors.values():
+                if connector.session is not None:
+                    self._end_session(connector, "Other")
+
+    def _outputs(self, connector: Connector) -> Outputs:
+        if connector.session is None or self.status(connector.id).status == "Faulted":
+            return Outputs()
+        offer = pwm_offer(self.offer_limit(connector))
+        return Outputs(
+            offer_a=offer,
+            contactor=offer > 0 and connector.controller.cp_state.wants_energy,
+            locked=connector.plugged and connector.connector_type in SOCKET_TYPES,
+        )
+
+    def _evaluate_all(self, force: bool = False) -> None:
+        self._evaluate_station(force)
+        for connector in self.connectors.values():
+            self._evaluate(connector, force)
+
+    def _evaluate_station(self, force: bool = False) -> None:
+        self._publish_status(0, self.status(0), force)
+
+    def _evaluate(self, connector: Connector, force: bool = False) -> None:
+        outputs = self._outputs(connector)
+        if outputs != connector.outputs or force:
+            connector.outputs = outputs
+            self.bus.publish(OutputsChanged(connector.id, outputs.offer_a, outputs.contactor, outputs.locked))
+        self._publish_status(connector.id, self.status(connector.id), force)
+
+    def _publish_status(self, connector_id: int, report: StatusReport, force: bool) -> None:
+        if not force and self._published.get(connector_id) == report:
+            return
+        self._published[connector_id] = report
+        self.bus.publish(StatusChanged(connector_id, report.status.value, report.error_code,
+                                       report.vendor_error_code, report.info, self.clock()))
+
+    def _on_setting(self, change: Change) -> None:
+        if change.key == "TamperDetectionEnabled":
+            self._update_tamper()
+        self._evaluate_all()
+
