@@ -328,7 +328,7 @@ HW_HEAD = "identity: {serial_number: SN1}\nhardware:\n  connectors:\n    - id: 1
          "8: hardware.connectors[0].meter.tcp.host: 'bad host' is not a valid host name or address"),
         ("      controller: {transport: sim}\n      meter: {model: SDM72, rtu: {port: /dev/ttyUSB0}}\n",
          "6: hardware.connectors[0].meter.model: must be one of 'SDM630', 'EM24', 'EM340', 'ABB_B23', "
-         "'JANITZA_UMG96RM', 'ISKRA_WM3M4' or 'sim' (got 'SDM72')"),
+         "'JANITZA_UMG96RM', 'JANITZA_UMG604', 'ISKRA_WM3M4' or 'sim' (got 'SDM72')"),
         ("      controller: {transport: sim}\n  rfid:\n    transport: sim\n    port: /dev/ttyS3\n",
          "8: hardware.rfid.port: only used with transport serial (this one is sim)"),
         ("      controller: {transport: sim}\n  rfid:\n    transport: serial\n",

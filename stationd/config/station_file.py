@@ -217,6 +217,7 @@ class MeterModel(StrEnum):
     EM340 = "EM340"
     ABB_B23 = "ABB_B23"
     JANITZA_UMG96RM = "JANITZA_UMG96RM"
+    JANITZA_UMG604 = "JANITZA_UMG604"
     ISKRA_WM3M4 = "ISKRA_WM3M4"
     SIM = "sim"
 
