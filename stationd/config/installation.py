@@ -45,6 +45,7 @@ def installation_values(config: StationConfig) -> dict[str, str]:
         "SecurityProfile": str(config.ocpp.security_profile),
         "WebServicePort": str(config.webui.address[1]),
         "LogLevelAppService": str(LOG_LEVEL_KEY_VALUES[config.log_level]),
+        "ModbusServerEnabled": "true" if config.modbus_server.enabled else "false",
     }
     if config.ocpp.authorization_key:
         values["AuthorizationKey"] = config.ocpp.authorization_key.get_secret_value()

@@ -44,6 +44,7 @@ How to read the tables:
 INSTALLATION_KEYS = {
     "SerialNumber", "ModelId", "VendorId", "BoxId", "NumberOfConnectors", "EVSES", "EnergyMeterType",
     "MaxCurrentLimit", "Endpoint", "ServerMode", "SecurityProfile", "WebServicePort", "LogLevelAppService",
+    "ModbusServerEnabled",
 }
 
 

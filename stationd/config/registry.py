@@ -238,4 +238,5 @@ FAMILY_ORDER = [
     "Eaton load balancing",
     "Eaton special",
     "Technagon path",
+    "stationd",
 ]

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from ..registry import Registry
-from . import ctek, eaton, eaton_load_balancing, eaton_special, ocpp_standard, security, technagon, technagon_paths
+from . import (
+    ctek,
+    eaton,
+    eaton_load_balancing,
+    eaton_special,
+    ocpp_standard,
+    security,
+    stationd_keys,
+    technagon,
+    technagon_paths,
+)
 
 REGISTRY = Registry(
     keys=(
@@ -15,6 +25,7 @@ REGISTRY = Registry(
         *eaton_load_balancing.KEYS,
         *eaton_special.KEYS,
         *technagon_paths.KEYS,
+        *stationd_keys.KEYS,
     ),
     aliases=(*ctek.ALIASES, *eaton.ALIASES, *technagon_paths.ALIASES),
 )
