@@ -11,6 +11,7 @@ import pytest
 from firmware_sim.vehicle import Vehicle
 from stationd.core.iec61851 import CpState
 from stationd.hw.rfid import RfidReader, parse_uid
+from stationd.hw.serial_port import open_serial_streams
 
 
 @pytest.mark.parametrize("line,uid", [
@@ -29,19 +30,9 @@ def test_anything_else_is_not_a_uid(line: bytes):
 
 
 async def open_pty_reader(master: int, slave: int):
-    """Open the slave end of a pty as the station would open /dev/ttyUSBx."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(os.dup(slave), "rb", 0))
-    return reader, _Writer(transport)
-
-
-class _Writer:
-    def __init__(self, transport):
-        self.transport = transport
-
-    def close(self):
-        self.transport.close()
+    """Open the slave end of a pty by path, as the station opens /dev/ttyUSBx."""
+    reader, _writer, close = await open_serial_streams(os.ttyname(slave), 9600)
+    return reader, close
 
 
 async def test_cards_from_a_pty_reach_the_core_once_per_presentation():
@@ -54,6 +45,10 @@ async def test_cards_from_a_pty_reach_the_core_once_per_presentation():
                         repeat_s=2.0, clock=lambda: now[0])
     task = asyncio.create_task(reader.run())
     try:
+        for _ in range(200):  # opening the port flushes its input: wait until the reader is up
+            if health:
+                break
+            await asyncio.sleep(0.01)
         os.write(master, b"AEC78085\r\nAEC78085\r\n")  # held on the reader: one card
         os.write(master, b"garbage line\r\n4B13B318\n")
         for _ in range(100):

@@ -21,7 +21,7 @@ log = logging.getLogger("stationd.hw.rfid")
 UID_RE = re.compile(rb"(?:[0-9A-Fa-f]{2}){4}|(?:[0-9A-Fa-f]{2}){7}|(?:[0-9A-Fa-f]{2}){10}")
 MAX_LINE = 64
 
-OpenStream = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+OpenStream = Callable[[], Awaitable[tuple[asyncio.StreamReader, Callable[[], None]]]]  # (reader, close)
 
 
 def parse_uid(line: bytes) -> str | None:
@@ -53,7 +53,7 @@ class RfidReader:
         healthy: bool | None = None
         while True:
             try:
-                reader, writer = await self._open()
+                reader, close = await self._open()
             except (OSError, ValueError) as exc:
                 if healthy is not False:
                     self._on_health(False, f"cannot open the reader: {exc}")
@@ -71,7 +71,7 @@ class RfidReader:
             except (OSError, asyncio.IncompleteReadError) as exc:
                 reason = f"reading failed: {exc}"
             finally:
-                writer.close()
+                close()
             self._on_health(False, reason)
             healthy = False
             await self._sleep(backoff)

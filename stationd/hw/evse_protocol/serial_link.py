@@ -17,10 +17,10 @@ import asyncio
 import logging
 import os
 import random
-import termios
 import tty
 from collections.abc import Callable
 
+from ..serial_port import open_serial_streams, streams_over_fds
 from . import cobs
 from .errors import LinkClosed
 from .link import BaseLink
@@ -137,18 +137,8 @@ class SerialLink(BaseLink):
 
 async def open_serial(port: str, baudrate: int = 115200, **link_options) -> SerialLink:
     """Open a serial device (or a pty slave) by path: 8N1, raw, exclusive; returns a SerialLink."""
-    import serial  # pyserial; imported here so the codec works without it
-
-    device = serial.Serial(port, baudrate=baudrate, bytesize=8, parity="N", stopbits=1, exclusive=True)
-    try:
-        fd = device.fileno()
-        attrs = termios.tcgetattr(fd)
-        attrs[6][termios.VMIN], attrs[6][termios.VTIME] = 1, 0  # a read never returns 0 bytes
-        termios.tcsetattr(fd, termios.TCSANOW, attrs)
-        read_fd, write_fd = os.dup(fd), os.dup(fd)
-    finally:
-        device.close()  # the duplicated descriptors keep the device (and its lock) open
-    return await _link_over_fds(read_fd, write_fd, **link_options)
+    reader, writer, close = await open_serial_streams(port, baudrate)
+    return _link(reader, writer, close, **link_options)
 
 
 async def open_pty_pair(**link_options) -> tuple[SerialLink, str]:
@@ -160,58 +150,12 @@ async def open_pty_pair(**link_options) -> tuple[SerialLink, str]:
     master_fd, slave_fd = os.openpty()
     tty.setraw(slave_fd)
     path = os.ttyname(slave_fd)
-    link = await _link_over_fds(master_fd, os.dup(master_fd), **link_options)
+    link = _link(*await streams_over_fds(master_fd, os.dup(master_fd)), **link_options)
     link._close_callbacks.append(lambda: os.close(slave_fd))
     return link, path
 
 
-async def _link_over_fds(read_fd: int, write_fd: int, **link_options) -> SerialLink:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    read_transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0))
-    _, writer = await loop.connect_write_pipe(_PipeWriter, os.fdopen(write_fd, "wb", buffering=0))
+def _link(reader, writer, close, **link_options) -> SerialLink:
     link = SerialLink(reader, writer, **link_options)
-    link._close_callbacks.append(read_transport.close)
+    link._close_callbacks.append(close)
     return link
-
-
-class _PipeWriter(asyncio.Protocol):
-    """The writer half for a write-pipe transport: write / drain / close / wait_closed."""
-
-    def __init__(self) -> None:
-        self._transport: asyncio.WriteTransport | None = None
-        self._lost = asyncio.get_running_loop().create_future()
-        self._resumed = asyncio.Event()
-        self._resumed.set()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self._lost.done():
-            self._lost.set_result(exc)
-        self._resumed.set()
-
-    def pause_writing(self) -> None:
-        self._resumed.clear()
-
-    def resume_writing(self) -> None:
-        self._resumed.set()
-
-    def write(self, data: bytes) -> None:
-        if self._transport is None or self._transport.is_closing():
-            raise ConnectionResetError("serial device closed")
-        self._transport.write(data)
-
-    async def drain(self) -> None:
-        await self._resumed.wait()
-        if self._lost.done():
-            raise ConnectionResetError("serial device closed")
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    async def wait_closed(self) -> None:
-        await asyncio.shield(self._lost)
