@@ -65,22 +65,24 @@ class Daemon:
     async def run(self) -> int:
         store = ConfigStore.open(self.config.data_dir, installation=installation_values(self.config))
         remove_secrets = logs.add_secret_source(store.secret_values)
-        for key in logs.LEVEL_KEYS:
-            logs.apply_level_key(key, store.get(key))
-        store.subscribe(_apply_log_level, names=logs.LEVEL_KEYS)
-        db = Database.open(self.config.data_dir)
-        boot_id = db.record_boot(__version__, None, datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        station = Station(self.config, store, db, boot_id)
-        log.info("stationd %s starting (boot %d, chargebox %s, %d connectors, data in %s)", __version__, boot_id,
-                 store.get("BoxId"), store.connectors, self.config.data_dir)
-        components = [Component("settings-watch", store.watch)]
-        for factory in self._factories:
-            components.extend(factory(station))
-        supervisor = Supervisor(components, **self._supervisor_options)
-        try:
+        db: Database | None = None
+        try:  # whatever fails from here on, the database is closed and the secret source removed
+            for key in logs.LEVEL_KEYS:
+                logs.apply_level_key(key, store.get(key))
+            store.subscribe(_apply_log_level, names=logs.LEVEL_KEYS)
+            db = Database.open(self.config.data_dir)
+            boot_id = db.record_boot(__version__, None, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            station = Station(self.config, store, db, boot_id)
+            log.info("stationd %s starting (boot %d, chargebox %s, %d connectors, data in %s)", __version__,
+                     boot_id, store.get("BoxId"), store.connectors, self.config.data_dir)
+            components = [Component("settings-watch", store.watch)]
+            for factory in self._factories:
+                components.extend(factory(station))
+            supervisor = Supervisor(components, **self._supervisor_options)
             return await self._run_until_stopped(supervisor)
         finally:
-            db.close()
+            if db is not None:
+                db.close()
             remove_secrets()
 
     async def _run_until_stopped(self, supervisor: Supervisor) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
@@ -61,16 +62,20 @@ class SecretFilter(logging.Filter):
         secrets = [s for s in self._secrets() if len(s) >= 4]
         if not secrets:
             return True
-        text = record.getMessage()
+        # Case-insensitive: a hex key may arrive in upper case while the store keeps lower case.
+        pattern = re.compile("|".join(re.escape(s) for s in sorted(secrets, key=len, reverse=True)), re.IGNORECASE)
+        try:
+            text = record.getMessage()
+        except Exception as exc:  # a broken log call must not raise here, nor print its args
+            text = f"{record.msg} (bad log call, arguments withheld: {type(exc).__name__}: {exc})"
+        text = pattern.sub(REDACTED, text)
         fields = getattr(record, "fields", None)
-        for secret in secrets:
-            text = text.replace(secret, REDACTED)
-            if fields:
-                fields = {k: _redact(v, secret) for k, v in fields.items()}
+        if fields:
+            fields = {k: _redact(v, pattern) for k, v in fields.items()}
         record.msg, record.args = text, None
         if fields is not None:
             record.fields = fields
-        if record.exc_info and any(s in logging.Formatter().formatException(record.exc_info) for s in secrets):
+        if record.exc_info and pattern.search(logging.Formatter().formatException(record.exc_info)):
             record.msg += f" ({record.exc_info[0].__name__}, details withheld: they contain a secret)"
             record.exc_info = None
         return True
@@ -112,8 +117,10 @@ def apply_level_key(key: str, value: int) -> None:
 
 def _field(value: Any) -> str:
     text = str(value)
-    return f'"{text}"' if (" " in text or not text) else text
+    return f'"{text}"' if (not text or any(c.isspace() for c in text)) else text
 
 
-def _redact(value: Any, secret: str) -> Any:
-    return value.replace(secret, REDACTED) if isinstance(value, str) else value
+def _redact(value: Any, secret: re.Pattern[str]) -> Any:
+    """The value with secrets replaced; a non-text value is written as str(value), so check that."""
+    text = value if isinstance(value, str) else str(value)
+    return secret.sub(REDACTED, text) if secret.search(text) else value

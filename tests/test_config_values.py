@@ -226,3 +226,11 @@ def test_current_date_time_uses_the_injected_clock(tmp_path: Path):
     fixed = datetime(2026, 11, 22, 12, 0, 0, tzinfo=timezone.utc)
     store = ConfigStore.open(tmp_path, clock=lambda: fixed)
     assert store.read("CurrentDateTime").value == "2026-11-22T12:00:00Z"
+
+
+def test_the_basic_auth_token_is_a_secret_too(store: ConfigStore):
+    import base64
+
+    assert store.set("AuthorizationKey", "correct horse battery", Source.LOCAL).ok
+    token = base64.b64encode(b"TE-1000:correct horse battery").decode()
+    assert token in store.secret_values()

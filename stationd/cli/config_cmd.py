@@ -10,7 +10,7 @@ from pathlib import Path
 from ..config.installation import installation_values
 from ..config.reference import render_markdown
 from ..config.station_file import StationConfigError, load_station_config
-from ..config.store import ConfigError, ConfigStatus, ConfigStore, Reading
+from ..config.store import SETTINGS_FILE_NAME, ConfigError, ConfigStatus, ConfigStore, Reading
 from ..config.value_types import Source
 from .parser import Parser
 
@@ -86,6 +86,9 @@ def open_store(args: argparse.Namespace) -> ConfigStore:
     if args.data_dir is not None:
         if not args.data_dir.is_dir():
             raise CommandError(f"{args.data_dir} is not a directory")
+        if not any((args.data_dir / name).exists() for name in (SETTINGS_FILE_NAME, "station.db")):
+            raise CommandError(f"{args.data_dir} is not a station's data directory (no {SETTINGS_FILE_NAME} "
+                               "or station.db): start the station once, or name it with --config FILE")
         return ConfigStore.open(args.data_dir)
     path = args.config or DEFAULT_CONFIG
     if args.config is None and not path.exists():

@@ -12,6 +12,8 @@ and NotSupported. A rejected write changes nothing.
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import enum
 import hashlib
 import logging
@@ -145,16 +147,20 @@ class ConfigStore:
         return reading.value if reading else None
 
     def secret_values(self) -> list[str]:
-        """Every form a secret may take in text (for the log redaction filter)."""
+        """Every form a secret may take in text (for the log redaction filter): the value, the
+        AuthorizationKey's decoded password and its HTTP Basic token."""
         found = []
         for key in self.registry.keys:
             value = self._values.get(key.name, self._installation.get(key.name)) if key.secret else None
-            if isinstance(value, str) and value:  # not RECORDED_SECRET
-                found.append(value)
-                try:  # the AuthorizationKey is stored as hex: its decoded text is secret too
-                    found.append(bytes.fromhex(value).decode())
-                except (ValueError, UnicodeDecodeError):
-                    pass
+            if not isinstance(value, str) or not value:  # unset, or RECORDED_SECRET
+                continue
+            found.append(value)
+            if key.name == "AuthorizationKey":
+                password = bytes.fromhex(value)
+                with contextlib.suppress(UnicodeDecodeError):
+                    found.append(password.decode())
+                box_id = self.get("BoxId") or ""
+                found.append(base64.b64encode(box_id.encode() + b":" + password).decode())
         return found
 
     def _reading(self, entry: Entry, asked_as: str | None = None) -> Reading:

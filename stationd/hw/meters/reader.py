@@ -67,7 +67,7 @@ class MeterReader:
 
     def __init__(self, client: Any, model: str, device_id: int, *, timeout: float = 1.0,
                  retries: int = 1, energy_tolerance_wh: float = 1.0,
-                 now: Callable[[], datetime] = _utc_now) -> None:
+                 now: Callable[[], datetime] = _utc_now, bus_lock: asyncio.Lock | None = None) -> None:
         if not 0 <= device_id <= 247:
             raise ValueError(f"device id {device_id} out of range 0..247")
         if timeout <= 0 or retries < 0:
@@ -82,6 +82,8 @@ class MeterReader:
         self.requests_made = 0
         self._now = now
         self._last_energy: dict[str, float] = {}
+        # Meters sharing one client (one RS-485 bus) take turns: one request on the bus at a time.
+        self._bus_lock = bus_lock or asyncio.Lock()
 
     @property
     def model(self) -> str:
@@ -143,8 +145,9 @@ class MeterReader:
         for _attempt in range(self.retries + 1):
             self.requests_made += 1
             try:
-                reply = await asyncio.wait_for(
-                    read(address, count=count, device_id=self.device_id), self.timeout)
+                async with self._bus_lock:
+                    reply = await asyncio.wait_for(
+                        read(address, count=count, device_id=self.device_id), self.timeout)
             except (TimeoutError, ModbusIOException):
                 # ModbusIOException is pymodbus' own "no response received" (its timeout).
                 continue
