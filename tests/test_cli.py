@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from stationd.config.store import ConfigStore
-
 from stationd import __version__
 from stationd.cli import config_cmd, main
 from stationd.cli.main import build_parser

@@ -653,7 +653,7 @@ def test_relative_paths_resolve_against_the_config_directory(tmp_path, monkeypat
     (etc / "certs").mkdir(parents=True)
     for name in ("ca.pem", "web.crt", "web.key"):
         (etc / "certs" / name).write_text("PEM\n")
-    path = write(etc, MINIMAL + textwrap.dedent("""\
+    write(etc, MINIMAL + textwrap.dedent("""\
         ocpp:
           ca_file: certs/ca.pem
         webui:
