@@ -182,6 +182,7 @@ class SimController:
         self._pwm_stop_since: float | None = None
         self._over_current_since: float | None = None
         self._draw_a = 0.0
+        self._meter_load: tuple[tuple[float, ...], tuple[float, ...]] | None = None
         self._boot_state = BootState.IDLE
         self._update: _Update | None = None
         self.stats = {"commands": 0, "heartbeats": 0, "dropped_events": 0}
@@ -366,6 +367,10 @@ class SimController:
             await asyncio.gather(*tasks, return_exceptions=True)
             self._link = None
             self._outbox.clear()
+
+    def refresh(self) -> None:
+        """Re-derive the state after the vehicle changed its mind (charge / suspend)."""
+        self._evaluate()
 
     def tick(self) -> None:
         """One physics step at the clock's present time (the run loop calls it every tick_s)."""
@@ -709,7 +714,9 @@ class SimController:
         currents = (draw, 0.0, 0.0) if single else (draw, draw, draw)
         voltage = OVER_VOLTAGE_V if "OverVoltage" in self._causes else NOMINAL_VOLTAGE_V
         voltages = (voltage, voltage, 0.0) if "UnderVoltage" in self._causes else (voltage,) * 3
-        self.meter.set_load(currents, voltage_v=voltages)
+        if (currents, voltages) != self._meter_load:  # the meter integrates by itself in between
+            self._meter_load = (currents, voltages)
+            self.meter.set_load(currents, voltage_v=voltages)
 
     # ------------------------------------------------------------------ persistence
     def _load_state(self) -> None:

@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+from dataclasses import dataclass
+from pathlib import Path
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -20,6 +22,10 @@ from . import __version__, logs
 from .config.installation import installation_values
 from .config.station_file import StationConfig
 from .config.store import Change, ConfigStore
+from .core.sessions import SessionStore
+from .core.station import StationCore
+from .hw.assembly import Hardware, build_hardware, connector_specs, needs_simulator, simulator_for
+from .hw.modbus_server import ModbusServer
 from .sdnotify import SystemdNotifier, run_watchdog
 from .storage import Database
 from .supervisor import Component, ComponentFailed, Supervisor
@@ -33,11 +39,17 @@ EXIT_COMPONENT_FAILED = 1
 ComponentFactory = Callable[["Station"], list[Component]]
 
 
+@dataclass
 class Station:
-    """What the components share: the station config, its settings and its database."""
+    """What the components share: the config, settings, database, core and hardware."""
 
-    def __init__(self, config: StationConfig, store: ConfigStore, db: Database, boot_id: int):
-        self.config, self.store, self.db, self.boot_id = config, store, db, boot_id
+    config: StationConfig
+    store: ConfigStore
+    db: Database
+    boot_id: int
+    core: StationCore
+    hardware: Hardware
+    world: object | None = None  # the firmware_sim world behind "sim" transports
 
 
 class Daemon:
@@ -49,13 +61,22 @@ class Daemon:
         notifier: SystemdNotifier | None = None,
         shutdown_timeout: float = 10.0,
         supervisor_options: dict | None = None,
+        world=None,
     ):
         self.config = config
+        self.world = world  # a started firmware_sim world (stationd demo); else made when needed
         self.notifier = notifier or SystemdNotifier.from_env()
         self.shutdown_timeout = shutdown_timeout
         self._factories = component_factories or []
         self._supervisor_options = supervisor_options or {}
         self._stop = asyncio.Event()
+        self.restart_requested: str | None = None  # why the station should start again (Reset, WebUI)
+
+    def request_restart(self, reason: str) -> None:
+        """Stop, and tell whoever runs the daemon to start it again (``stationd demo`` does so in
+        place; under systemd the process exits and the service restarts)."""
+        self.restart_requested = reason
+        self.request_stop(f"restart: {reason}")
 
     def request_stop(self, reason: str) -> None:
         if not self._stop.is_set():
@@ -66,21 +87,41 @@ class Daemon:
         store = ConfigStore.open(self.config.data_dir, installation=installation_values(self.config))
         remove_secrets = logs.add_secret_source(store.secret_values)
         db: Database | None = None
-        try:  # whatever fails from here on, the database is closed and the secret source removed
+        cleanup = contextlib.AsyncExitStack()
+        try:  # whatever fails from here on, everything opened is closed again, in reverse order
             for key in logs.LEVEL_KEYS:
                 logs.apply_level_key(key, store.get(key))
             store.subscribe(_apply_log_level, names=logs.LEVEL_KEYS)
             db = Database.open(self.config.data_dir)
             boot_id = db.record_boot(__version__, None, datetime.now(timezone.utc).isoformat(timespec="seconds"))
-            station = Station(self.config, store, db, boot_id)
             log.info("stationd %s starting (boot %d, chargebox %s, %d connectors, data in %s)", __version__,
                      boot_id, store.get("BoxId"), store.connectors, self.config.data_dir)
-            components = [Component("settings-watch", store.watch)]
+            core = StationCore(store, SessionStore(db), connector_specs(self.config))
+            core.start()
+            if self.world is None and needs_simulator(self.config):
+                world = simulator_for(self.config, Path(self.config.data_dir) / "sim")
+                await world.start()
+                cleanup.push_async_callback(world.stop)
+            else:
+                world = self.world
+            hardware = await build_hardware(self.config, core, world)
+            cleanup.callback(hardware.close)
+            cleanup.callback(core.shutdown)  # runs first: sessions end before the links close
+            station = Station(self.config, store, db, boot_id, core, hardware, world)
+            components = [
+                Component("settings-watch", store.watch),
+                Component("core-tick", lambda: _tick(core)),
+                Component("modbus-server", ModbusServer.from_config(
+                    core, store, self.config.modbus_server, enabled=lambda: store.get("ModbusServerEnabled")).run,
+                    critical=False),
+                *hardware.components,
+            ]
             for factory in self._factories:
                 components.extend(factory(station))
             supervisor = Supervisor(components, **self._supervisor_options)
             return await self._run_until_stopped(supervisor)
         finally:
+            await cleanup.aclose()
             if db is not None:
                 db.close()
             remove_secrets()
@@ -129,6 +170,12 @@ class Daemon:
                 await asyncio.shield(supervised)
         if not supervised.done():
             log.error("components did not stop within %.0f s; leaving them behind", self.shutdown_timeout)
+
+
+async def _tick(core: StationCore) -> None:
+    while True:
+        core.tick()
+        await asyncio.sleep(1.0)
 
 
 def _apply_log_level(change: Change) -> None:

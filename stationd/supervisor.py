@@ -101,7 +101,8 @@ class Supervisor:
                 state.state = "restarting"
                 state.restarts += 1
                 log.error("component %s failed (%s); restarting in %.1f s", component.name, state.last_error,
-                          backoff, exc_info=exc)
+                          backoff)
+                log.debug("component %s failure details", component.name, exc_info=exc)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
             else:

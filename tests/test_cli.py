@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import DRY_RUN, dry_run_station
 
 from stationd import __version__
 from stationd.cli import config_cmd, main
@@ -18,8 +19,6 @@ from stationd.config.station_file import load_station_config
 from stationd.config.store import Change, ConfigStore
 from stationd.config.value_types import Source
 
-REPO = Path(__file__).resolve().parent.parent
-DRY_RUN = REPO / "examples" / "dry-run.yaml"
 SPEC_KEYS = Path(__file__).resolve().parent / "data" / "spec_keys.txt"
 FALLBACK_KEYS = ["HeartbeatInterval", "BoxId", "/power/station/mainsMaxCurrent", "GridMaxCurrentPerPhase",
                  "FactoryReset", "AuthCacheLifeTime"]
@@ -40,11 +39,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
 @pytest.fixture
 def station(tmp_path: Path) -> Path:
     """A station config file (examples/dry-run.yaml) whose data lives in tmp_path/data."""
-    text = DRY_RUN.read_text()
-    assert 'data_dir: "../data/dry-run"' in text
-    path = tmp_path / "station.yaml"
-    path.write_text(text.replace('data_dir: "../data/dry-run"', 'data_dir: "data"'))
-    return path
+    return dry_run_station(tmp_path)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import dry_run_station
 
 from stationd import logs
 from stationd.config.station_file import StationConfig, load_station_config
@@ -30,29 +31,14 @@ from stationd.sdnotify import SystemdNotifier
 from stationd.storage import StorageError
 from stationd.supervisor import Component
 
-REPO = Path(__file__).resolve().parent.parent
-DRY_RUN = REPO / "examples" / "dry-run.yaml"
 WAIT = 5.0  # upper bound for in-process waits
 FAST = {"initial_backoff": 0.01, "max_backoff": 0.05, "max_failures": 3, "window": 60.0}
 
 
 # ----------------------------------------------------------------------------- helpers
-def write_station(directory: Path, *, replace: tuple[str, str] | None = None) -> Path:
-    """examples/dry-run.yaml with its data in ``directory/data``; optionally one text edit."""
-    text = DRY_RUN.read_text()
-    assert 'data_dir: "../data/dry-run"' in text
-    text = text.replace('data_dir: "../data/dry-run"', 'data_dir: "data"')
-    if replace is not None:
-        assert replace[0] in text
-        text = text.replace(replace[0], replace[1], 1)
-    path = directory / "station.yaml"
-    path.write_text(text)
-    return path
-
-
 @pytest.fixture
 def config(tmp_path: Path) -> StationConfig:
-    loaded = load_station_config(write_station(tmp_path))
+    loaded = load_station_config(dry_run_station(tmp_path))
     assert loaded.data_dir == tmp_path / "data"
     return loaded
 
@@ -374,7 +360,7 @@ def start(yaml: Path, address: str | None) -> subprocess.Popen:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_process_reports_ready_and_exits_0_on_signal(tmp_path, notify, signum):
     address, sock = notify
-    proc = start(write_station(tmp_path), address)
+    proc = start(dry_run_station(tmp_path), address)
     try:
         ready = receive_line(sock, "READY=1", timeout=15)
         assert any(line.startswith("STATUS=") for line in ready)
@@ -395,7 +381,7 @@ def test_process_reports_ready_and_exits_0_on_signal(tmp_path, notify, signum):
 
 
 def test_invalid_config_file_exits_78_naming_file_and_line(tmp_path):
-    yaml = write_station(tmp_path, replace=("max_current_a: 32  ", "max_current_a: 100 "))
+    yaml = dry_run_station(tmp_path, replace=("max_current_a: 32  ", "max_current_a: 100 "))
     line = next(n for n, text in enumerate(yaml.read_text().splitlines(), 1) if "max_current_a: 100" in text)
     proc = subprocess.run([sys.executable, "-m", "stationd", "run", "--config", str(yaml)], env=daemon_env(None),
                           cwd=tmp_path, capture_output=True, text=True, timeout=15)
@@ -407,7 +393,7 @@ def test_invalid_config_file_exits_78_naming_file_and_line(tmp_path):
 
 
 def test_garbage_database_exits_74_with_a_clear_message(tmp_path):
-    yaml = write_station(tmp_path)
+    yaml = dry_run_station(tmp_path)
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "station.db").write_bytes(os.urandom(8192))
     proc = subprocess.run([sys.executable, "-m", "stationd", "run", "--config", str(yaml)], env=daemon_env(None),

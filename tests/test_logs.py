@@ -8,9 +8,9 @@ import logging
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
+from conftest import dry_run_station
 
 from stationd import cli, logs
 from stationd.config.station_file import load_station_config
@@ -19,7 +19,6 @@ from stationd.config.value_types import Source
 from stationd.daemon import Daemon
 from stationd.sdnotify import SystemdNotifier
 
-REPO = Path(__file__).resolve().parent.parent
 SECRET = "correct horse battery"
 SECRET_HEX = SECRET.encode().hex()
 LEVEL_LOGGERS = [logs.ROOT] + [name for name, _ in logs.LEVEL_KEYS.values()]
@@ -287,13 +286,6 @@ def test_authorization_key_from_the_store_never_appears_in_a_log_line(tmp_path, 
     assert out.count("***") == 4
 
 
-def station_yaml(directory: Path) -> Path:
-    text = (REPO / "examples" / "dry-run.yaml").read_text()
-    path = directory / "station.yaml"
-    path.write_text(text.replace('data_dir: "../data/dry-run"', 'data_dir: "data"'))
-    return path
-
-
 async def test_daemon_logs_the_authorization_key_change_without_its_value(tmp_path, terminal):
     raw: list[logging.LogRecord] = []
 
@@ -304,7 +296,7 @@ async def test_daemon_logs_the_authorization_key_change_without_its_value(tmp_pa
     root = logging.getLogger(logs.ROOT)
     root.handlers.insert(0, Raw())
     raw_messages = lambda: [r.getMessage() for r in raw]  # noqa: E731
-    config = load_station_config(station_yaml(tmp_path))
+    config = load_station_config(dry_run_station(tmp_path))
     daemon = Daemon(config, notifier=SystemdNotifier.from_env({}))
     task = asyncio.create_task(daemon.run())
     async with asyncio.timeout(5):

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import config_cmd, run_cmd
+from . import config_cmd, demo_cmd, run_cmd
 from .parser import EXIT_USAGE, Parser
 
 
@@ -19,9 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     run_cmd.add_commands(commands)
     config_cmd.add_commands(commands)
-    _add_later(commands, "demo", "run the whole station with simulated hardware",
-               "arrives with the hardware simulator; until then run the station on the dry-run config: "
-               "stationd run --config examples/dry-run.yaml")
+    demo_cmd.add_commands(commands)
     _add_later(commands, "whitelist", "import, export and edit the local RFID whitelist",
                "arrives with the authorization feature")
     version = commands.add_parser("version", help="print the version", description="Print stationd's version.")
