@@ -37,11 +37,11 @@ fi
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 extras=""
 (( with_tests )) && extras="[test]"
-stamp=".venv/.stationd-installed-$(sha256sum pyproject.toml | cut -c1-16)${extras:+-test}"
-if [[ ! -f $stamp ]]; then
+stamp=".venv/.stationd-installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [[ ! -f $stamp-test && ( -n $extras || ! -f $stamp ) ]]; then  # a test install includes the plain one
   echo "installing stationd${extras} into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
   rm -f .venv/.stationd-installed-*
-  touch "$stamp"
+  touch "$stamp${extras:+-test}"
 fi

@@ -62,9 +62,11 @@ class Daemon:
         shutdown_timeout: float = 10.0,
         supervisor_options: dict | None = None,
         world=None,
+        handle_signals: bool = True,
     ):
         self.config = config
         self.world = world  # a started firmware_sim world (stationd demo); else made when needed
+        self.handle_signals = handle_signals  # False: the caller turns SIGTERM/SIGINT into request_stop
         self.notifier = notifier or SystemdNotifier.from_env()
         self.shutdown_timeout = shutdown_timeout
         self._factories = component_factories or []
@@ -128,7 +130,8 @@ class Daemon:
 
     async def _run_until_stopped(self, supervisor: Supervisor) -> int:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        signals = (signal.SIGTERM, signal.SIGINT) if self.handle_signals else ()
+        for signum in signals:
             loop.add_signal_handler(signum, self.request_stop, signal.Signals(signum).name)
         supervised = asyncio.create_task(supervisor.run(), name="supervisor")
         watchdog = asyncio.create_task(run_watchdog(self.notifier, lambda: supervisor.healthy), name="watchdog")
@@ -145,9 +148,11 @@ class Daemon:
             log.info("stationd stopped (exit status %d)", exit_code)
             return exit_code
         finally:
+            if not supervised.done():  # run() itself was cancelled: the components stop too
+                await self._cancel(supervised)
             for task in (watchdog, stop):
                 task.cancel()
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in signals:
                 loop.remove_signal_handler(signum)
 
     def _exit_code(self, supervised: asyncio.Task) -> int:

@@ -8,8 +8,10 @@ Reset or "Restart Daemon" restarts the daemon inside the running demo; Ctrl-C or
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,8 @@ log = logging.getLogger("stationd.demo")
 
 DEMO_SERIAL = "DEMO000001"
 DEMO_CHARGEBOX_TEMPLATE = "TE-{serial}"
-CENTRAL_SYSTEM_RECORDS = 10_000  # the built-in backend keeps this many messages for inspection
+CENTRAL_SYSTEM_RECORDS = 10_000
+SIGNALS = (signal.SIGTERM, signal.SIGINT)  # the built-in backend keeps this many messages for inspection
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ async def run_demo(options: DemoOptions, *, announce=print) -> int:
     from firmware_sim.central_system import CentralSystem
     from stationd.hw.assembly import simulator_for
 
+    stop = _StopOnSignal()  # from the first moment on, Ctrl-C / SIGTERM end the demo cleanly
     central_system = None
     backend_url = options.backend
     if backend_url is None:
@@ -94,26 +98,50 @@ async def run_demo(options: DemoOptions, *, announce=print) -> int:
     try:
         await api.start()
         _announce(announce, config, f"http://{api_host}:{api.port}", backend_url, central_system is not None)
-        while True:
-            daemon = Daemon(config, world=world)
-            code = await daemon.run()
-            if not daemon.restart_requested:
+        while not stop.reason:
+            stop.daemon = Daemon(config, world=world, handle_signals=False)
+            code = await stop.daemon.run()
+            if not stop.daemon.restart_requested:
                 return code
-            log.info("restarting the station (%s)", daemon.restart_requested)
+            log.info("restarting the station (%s)", stop.daemon.restart_requested)
+        return 0
     finally:
+        stop.remove()
         await api.stop()
         await world.stop()
         if central_system is not None:
             await central_system.stop()
 
 
+class _StopOnSignal:
+    """SIGTERM/SIGINT handling for the whole demo: remembered, and passed to the running daemon."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.daemon: Daemon | None = None
+        self._loop = asyncio.get_running_loop()
+        for signum in SIGNALS:
+            self._loop.add_signal_handler(signum, self._received, signum.name)
+
+    def _received(self, name: str) -> None:
+        self.reason = name
+        if self.daemon is not None:
+            self.daemon.request_stop(name)
+
+    def remove(self) -> None:
+        for signum in SIGNALS:
+            self._loop.remove_signal_handler(signum)
+
+
 def _announce(announce, config: StationConfig, api_url: str, backend_url: str, built_in: bool) -> None:
     host, port = config.webui.address
-    backend = f"{backend_url} (built-in central system: accepts everything)" if built_in else backend_url
+    backend = f"{backend_url}/{config.identity.chargebox_id}"
+    if built_in:
+        backend += "  (built-in central system: accepts everything)"
     announce("stationd demo: the station runs with simulated hardware. Ctrl-C stops it.")
     announce(f"  WebUI            https://{host}:{port}  (login admin / {config.identity.serial_number};"
              " the WebUI itself arrives in a later release)")
     announce(f"  control API      {api_url}  (GET /state; POST /connectors/1/plug …)")
-    announce(f"  OCPP backend     {backend}/{config.identity.chargebox_id}")
+    announce(f"  OCPP backend     {backend}")
     announce(f"  Modbus TCP       {config.modbus_server.bind}")
     announce(f"  data directory   {config.data_dir}")

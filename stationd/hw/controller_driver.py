@@ -22,6 +22,7 @@ from .evse_protocol import (
     BootStatus,
     CommandResult,
     Event,
+    EventCode,
     Heartbeat,
     Hello,
     LinkError,
@@ -145,7 +146,8 @@ class ControllerDriver:
                 log.warning("connector %d: controller refused %s: %s", self.connector_id,
                             message.command_type.name, message.reason.name)
         elif isinstance(message, Event):
-            log.info("connector %d: controller event %s (%d)", self.connector_id, message.code.name, message.value)
+            level = logging.DEBUG if message.code is EventCode.CP_STATE_CHANGED else logging.INFO
+            log.log(level, "connector %d: controller event %s (%d)", self.connector_id, message.code.name, message.value)
         elif isinstance(message, BootStatus):
             self.boot_status.put_nowait(message)
 
