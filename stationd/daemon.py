@@ -98,7 +98,9 @@ class Daemon:
             boot_id = db.record_boot(__version__, None, datetime.now(timezone.utc).isoformat(timespec="seconds"))
             log.info("stationd %s starting (boot %d, chargebox %s, %d connectors, data in %s)", __version__,
                      boot_id, store.get("BoxId"), store.connectors, self.config.data_dir)
-            core = StationCore(store, SessionStore(db), connector_specs(self.config))
+            progress_db = Database.open(self.config.data_dir, durable=False)
+            cleanup.callback(progress_db.close)
+            core = StationCore(store, SessionStore(db, progress_db), connector_specs(self.config))
             core.start()
             if self.world is None and needs_simulator(self.config):
                 world = simulator_for(self.config, Path(self.config.data_dir) / "sim")

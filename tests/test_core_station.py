@@ -291,3 +291,115 @@ def test_settings_changes_apply_at_once(rig: Rig):
     assert rig.outputs(1).offer_a == 10.0
     assert rig.store.set("MaxCurrentLimit", "8").ok
     assert rig.outputs(1).offer_a == 8.0
+
+
+# ---- reservations, unlock, de-authorization, availability across restarts ---------------
+
+def test_a_reservation_keeps_the_connector_for_its_idtag(tmp_path: Path):
+    rig = Rig(tmp_path, CsMode="0")
+    expiry = rig.clock.now + timedelta(minutes=10)
+    assert rig.core.reserve(7, 1, "aec78085", expiry, parent_id_tag="fleet-1") == "Accepted"
+    assert rig.status(1) == "Reserved"
+    assert not rig.core.authorize(1, "4b13b318").accepted  # someone else
+    assert rig.core.authorize(None, "4b13b318").connector_id == 2  # is sent to the free connector
+    rig.core.connectors[2].pending = None
+    result = rig.core.authorize(None, "other-card", parent_id_tag="FLEET-1")  # same parent
+    assert result.accepted and result.connector_id == 1
+    rig.state(1, B)
+    started = rig.of(SessionStarted)[-1]
+    assert started.session.id_tag == "other-card" and started.reservation_id == 7
+    assert rig.core.connectors[1].reservation is None
+
+
+def test_reservation_outcomes_and_expiry(tmp_path: Path):
+    rig = Rig(tmp_path)
+    later = rig.clock.now + timedelta(seconds=30)
+    assert rig.core.reserve(1, 0, "x", later) == "Rejected"  # ReserveConnectorZeroSupported is false
+    assert rig.core.reserve(1, 9, "x", later) == "Rejected"
+    rig.state(2, B)
+    assert rig.core.reserve(1, 2, "x", later) == "Occupied"
+    rig.core.set_availability(1, False)
+    assert rig.core.reserve(1, 1, "x", later) == "Unavailable"
+    rig.core.set_availability(1, True)
+    assert rig.core.reserve(1, 1, "x", later) == "Accepted"
+    rig.state(1, B)  # free mode: a vehicle of someone else does not start on a reserved connector
+    assert rig.core.connectors[1].session is None
+    rig.state(1, A)
+    assert rig.core.reserve(1, 1, "y", later) == "Accepted"  # the same id replaces
+    assert rig.core.connectors[1].reservation.id_tag == "y"
+    rig.clock.advance(31)
+    rig.core.tick()
+    assert rig.status(1) == "Available"
+    assert rig.core.reserve(2, 1, "z", rig.clock.now + timedelta(seconds=30)) == "Accepted"
+    assert rig.core.cancel_reservation(2) and not rig.core.cancel_reservation(2)
+    assert rig.core.reserve(3, 1, "z", rig.clock.now + timedelta(seconds=30)) == "Accepted"
+    rig.state(1, A, faults={"GroundFailure"})
+    assert rig.core.connectors[1].reservation is None  # a fault ends the reservation
+
+
+def test_unlock_stops_the_session_and_releases_the_cable(rig: Rig):
+    rig.state(1, C, locked=True)
+    assert rig.outputs(1).locked
+    assert rig.core.unlock(1) == "Unlocked"
+    assert rig.of(SessionEnded)[-1].session.stop_reason == "UnlockCommand"
+    assert not rig.outputs(1).locked
+    assert rig.core.unlock(2) == "Unlocked"  # no cable: nothing to do, but unlocked
+    assert rig.core.unlock(9) == "NotSupported"
+
+
+def test_unlock_of_a_fixed_cable_is_not_supported(tmp_path: Path):
+    rig = Rig(tmp_path)
+    rig.core.connectors[1].connector_type = "Type2Cable"
+    assert rig.core.unlock(1) == "NotSupported"
+
+
+def test_a_refused_idtag_stops_with_deauthorized_and_holds_the_cable(tmp_path: Path):
+    rig = Rig(tmp_path, CsMode="0")
+    rig.state(1, C)
+    rig.core.authorize(1, "aec78085")
+    rig.core.deauthorize(1)
+    ended = rig.of(SessionEnded)[-1].session
+    assert ended.stop_reason == "DeAuthorized"
+    assert rig.outputs(1).locked and rig.outputs(1).offer_a == 0  # the cable stays locked
+    rig.core.card_presented("AEC78085")  # its owner comes back
+    assert not rig.outputs(1).locked
+
+
+def test_max_energy_on_invalid_id_lets_some_energy_through_first(tmp_path: Path):
+    rig = Rig(tmp_path, CsMode="0", MaxEnergyOnInvalidId="500")
+    rig.state(1, C)
+    rig.core.authorize(1, "aec78085")
+    rig.core.deauthorize(1)
+    assert rig.core.connectors[1].session is not None and rig.outputs(1).offer_a > 0
+    rig.core.meter_sample(1, Sample(1400.0))
+    assert rig.core.connectors[1].session is not None
+    rig.core.meter_sample(1, Sample(1500.0))  # 500 Wh after the refusal
+    assert rig.of(SessionEnded)[-1].session.stop_reason == "DeAuthorized"
+
+
+def test_without_stop_on_invalid_id_only_the_energy_stops(tmp_path: Path):
+    rig = Rig(tmp_path, CsMode="0", StopTransactionOnInvalidId="false")
+    rig.state(1, C)
+    rig.core.authorize(1, "aec78085")
+    rig.core.deauthorize(1)
+    assert rig.core.connectors[1].session is not None
+    assert rig.outputs(1).offer_a == 0 and rig.status(1) == "SuspendedEVSE"
+
+
+def test_availability_survives_a_restart(tmp_path: Path):
+    rig = Rig(tmp_path)
+    rig.core.set_availability(2, False)
+    rig.state(1, C)
+    assert rig.core.set_availability(1, False) == "Scheduled"
+    rig.db.close()
+    again = Rig(tmp_path)  # the scheduled change is applied by the reboot
+    assert again.status(1) == "Unavailable" and again.status(2) == "Unavailable"
+
+
+def test_the_latest_meter_reading_is_kept_at_every_sample(tmp_path: Path):
+    rig = Rig(tmp_path)
+    rig.state(1, C)
+    rig.core.meter_sample(1, Sample(1234.5))  # 1 s later, no periodic save needed
+    rig.db.close()  # a power cut
+    again = Rig(tmp_path)
+    assert again.of(SessionEnded)[0].session.meter_stop_wh == 1234.5

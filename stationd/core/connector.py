@@ -65,8 +65,11 @@ class Connector:
     link_up: bool = False
     fault_sources: dict[str, frozenset[str]] = field(default_factory=dict)  # e.g. "controller", "meter"
     operative: bool = True
-    reserved: bool = False
+    reservation: object | None = None  # core.reservations.Reservation
     session: object | None = None  # core.sessions.Session while one is open
+    session_parent_id_tag: str | None = None
+    deauthorized_at_wh: float | None = None  # the backend refused the idTag; energy cap from here
+    hold_lock_for: str | None = None  # DeAuthorized stop: the cable stays locked for this idTag
     finishing: bool = False  # a session ended; the vehicle is still plugged in
     pending: PendingAuthorization | None = None
     outputs: Outputs = field(default_factory=Outputs)
@@ -113,7 +116,7 @@ def connector_status(connector: Connector, station_faults: set[str], station_ope
         return StatusReport(Status.UNAVAILABLE, warning)
     if connector.finishing and connector.plugged:
         return StatusReport(Status.FINISHING, warning)
-    if connector.reserved and not connector.plugged:
+    if connector.reservation is not None and not connector.plugged:
         return StatusReport(Status.RESERVED, warning)
     if connector.plugged or connector.pending is not None:
         return StatusReport(Status.PREPARING, warning)

@@ -61,6 +61,7 @@ class OutputsChanged:
 @dataclass(frozen=True)
 class SessionStarted:
     session: Any  # core.sessions.Session
+    reservation_id: int | None = None  # the reservation it used (StartTransaction.reservationId)
 
 
 @dataclass(frozen=True)

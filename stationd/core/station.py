@@ -33,14 +33,16 @@ from .events import (
     SessionStarted,
     StatusChanged,
 )
+from ..storage.meta import StationMeta
 from .faults import Scope, fault
 from .iec61851 import CpState, pwm_offer
+from .reservations import Reservation
 from .sessions import Session, SessionStore
 
 log = logging.getLogger("stationd.core")
 
 FREE_MODE = 1  # CsMode 1: Free (Plug&Start)
-METER_RECORD_INTERVAL = timedelta(seconds=60)  # how often an open session's reading is saved
+AVAILABILITY_META = "availability"  # ChangeAvailability survives a restart
 SOCKET_TYPES = {"Type2Socket", "Type3Socket"}  # a socket locks the cable; a fixed cable needs no lock
 WATCHED_KEYS = ("CsMode", "/power/station/mainsMaxCurrent", "MaxCurrentLimit", "TamperDetectionEnabled",
                 "StopTransactionOnEVSideDisconnect")
@@ -66,19 +68,23 @@ class StationCore:
     def __init__(self, store: ConfigStore, sessions: SessionStore, specs: Iterable[ConnectorSpec],
                  bus: EventBus | None = None, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.store, self.sessions, self.clock = store, sessions, clock
+        self.meta = StationMeta(sessions.db)
         self.bus = bus or EventBus()
         self.connectors = {s.id: Connector(s.id, s.max_current_a, s.phases, s.connector_type) for s in specs}
         self.station_fault_sources: dict[str, frozenset[str]] = {}
         self.operative = True
         self._published: dict[int, StatusReport] = {}
         self._scheduled_availability: dict[int, bool] = {}
-        self._meter_recorded: dict[int, datetime] = {}
         store.subscribe(self._on_setting, names=WATCHED_KEYS)
 
     # ---- lifecycle --------------------------------------------------------------------
 
     def start(self) -> None:
-        """Close what a power cut left open, then publish every status once."""
+        """Restore availability, close what a power cut left open, publish every status once."""
+        saved = self.meta.get(AVAILABILITY_META, {})
+        self.operative = saved.get("0", True)
+        for connector in self.connectors.values():
+            connector.operative = saved.get(str(connector.id), True)
         for session in self.sessions.open_sessions():
             meter = session.last_meter_wh if session.last_meter_wh is not None else session.meter_start_wh
             closed = self.sessions.stop(session, self.clock(), meter, "PowerLoss")
@@ -95,9 +101,15 @@ class StationCore:
         self._evaluate_all()
 
     def tick(self) -> None:
-        """Expire authorizations nobody plugged in for (ConnectionTimeOut); call every second."""
+        """Expire authorizations nobody plugged in for (ConnectionTimeOut) and reservations
+        nobody came for; call every second."""
         now = self.clock()
         for connector in self.connectors.values():
+            reservation = connector.reservation
+            if reservation is not None and now >= reservation.expires_at:
+                log.info("connector %d: reservation %d expired", connector.id, reservation.reservation_id)
+                connector.reservation = None
+                self._evaluate(connector)
             if connector.pending is not None and now >= connector.pending.expires_at:
                 log.info("connector %d: authorization of %s expired (no cable within ConnectionTimeOut)",
                          connector.id, connector.pending.id_tag)
@@ -133,13 +145,9 @@ class StationCore:
     def meter_sample(self, connector_id: int, sample) -> None:
         connector = self.connectors[connector_id]
         connector.last_energy_wh = sample.energy_import_wh
-        session = connector.session
-        if session is not None:
-            now = self.clock()
-            last = self._meter_recorded.get(connector_id)
-            if last is None or now - last >= METER_RECORD_INTERVAL:
-                connector.session = self.sessions.record_meter(session, sample.energy_import_wh)
-                self._meter_recorded[connector_id] = now
+        if connector.session is not None:  # what a power cut would end the session with
+            connector.session = self.sessions.record_meter(connector.session, sample.energy_import_wh)
+            self._check_energy_cap(connector)
         self.bus.publish(MeterSampled(connector_id, sample))
 
     def meter_online(self, connector_id: int, online: bool, reason: str = "") -> None:
@@ -152,6 +160,11 @@ class StationCore:
         self._evaluate(connector)
 
     def card_presented(self, uid: str) -> None:
+        for connector in self.connectors.values():
+            if connector.hold_lock_for is not None and connector.hold_lock_for.lower() == uid.lower():
+                log.info("connector %d: %s presented; releasing the cable", connector.id, uid)
+                connector.hold_lock_for = None
+                self._evaluate(connector)
         self.bus.publish(CardPresented(uid, self.clock()))
 
     def station_fault(self, code: str, active: bool, source: str = "station") -> None:
@@ -165,14 +178,14 @@ class StationCore:
 
     def authorize(self, connector_id: int | None, id_tag: str, parent_id_tag: str | None = None) -> AuthorizeResult:
         """Let ``id_tag`` charge: at once when a vehicle is plugged in, else when one is."""
-        connector = self._pick_connector(connector_id)
+        connector = self._pick_connector(connector_id, id_tag, parent_id_tag)
         if connector is None:
             return AuthorizeResult(False, connector_id, reason="no connector is free")
-        refusal = self._refusal(connector)
+        refusal = self._refusal(connector, id_tag, parent_id_tag)
         if refusal:
             return AuthorizeResult(False, connector.id, reason=refusal)
         if connector.plugged:  # also after a session ended: a new card starts a new session
-            self._start_session(connector, id_tag)
+            self._start_session(connector, id_tag, parent_id_tag)
             self._evaluate_all()
             return AuthorizeResult(True, connector.id, started=True)
         timeout = timedelta(seconds=int(self.store.get("ConnectionTimeOut")))
@@ -187,6 +200,60 @@ class StationCore:
         self._end_session(connector, reason, id_tag)
         self._evaluate_all()
         return True
+
+    def deauthorize(self, connector_id: int) -> None:
+        """The backend refused the session's idTag (StartTransaction.conf): after
+        MaxEnergyOnInvalidId more Wh, stop (StopTransactionOnInvalidId, reason DeAuthorized, the
+        cable stays locked for its owner) or only stop the energy."""
+        connector = self.connectors[connector_id]
+        if connector.session is None or connector.deauthorized_at_wh is not None:
+            return
+        connector.deauthorized_at_wh = connector.last_energy_wh or connector.session.meter_start_wh
+        log.warning("connector %d: the backend refused %s", connector_id, connector.session.id_tag)
+        self._check_energy_cap(connector)
+        self._evaluate_all()
+
+    def reserve(self, reservation_id: int, connector_id: int, id_tag: str, expires_at: datetime,
+                parent_id_tag: str | None = None) -> str:
+        """ReserveNow: Accepted, Faulted, Occupied, Rejected or Unavailable."""
+        for other in self.connectors.values():  # the same id replaces a reservation
+            if other.reservation is not None and other.reservation.reservation_id == reservation_id:
+                other.reservation = None
+                self._evaluate(other)
+        if connector_id == 0 and not self.store.get("ReserveConnectorZeroSupported"):
+            return "Rejected"
+        connector = self.connectors.get(connector_id)
+        if connector is None:
+            return "Rejected"
+        status = self.status(connector_id).status.value
+        if status in ("Faulted", "Unavailable"):
+            return status
+        if status != "Available" or expires_at <= self.clock():
+            return "Occupied" if status != "Available" else "Rejected"
+        connector.reservation = Reservation(reservation_id, connector_id, id_tag, expires_at, parent_id_tag)
+        self._evaluate(connector)
+        return "Accepted"
+
+    def cancel_reservation(self, reservation_id: int) -> bool:
+        for connector in self.connectors.values():
+            if connector.reservation is not None and connector.reservation.reservation_id == reservation_id:
+                connector.reservation = None
+                self._evaluate(connector)
+                return True
+        return False
+
+    def unlock(self, connector_id: int) -> str:
+        """UnlockConnector: Unlocked, UnlockFailed or NotSupported (no lock here)."""
+        connector = self.connectors.get(connector_id)
+        if connector is None or connector.connector_type not in SOCKET_TYPES:
+            return "NotSupported"
+        if connector.session is not None:
+            self._end_session(connector, "UnlockCommand")
+        connector.hold_lock_for = None
+        self._evaluate_all()
+        if not connector.controller.locked:
+            return "Unlocked"
+        return "Unlocked" if connector.link_up and "ConnectorLockFailure" not in connector.faults else "UnlockFailed"
 
     def set_limit(self, connector_id: int, source: str, amps: float | None) -> None:
         """A current limit (A per phase) from ``source``; None removes it; 0 = every connector."""
@@ -209,8 +276,14 @@ class StationCore:
                 self._scheduled_availability[connector.id] = operative
             else:
                 connector.operative = operative
+        self._save_availability(pending=self._scheduled_availability)
         self._evaluate_all()
         return "Scheduled" if busy else "Accepted"
+
+    def _save_availability(self, pending: dict[int, bool] | None = None) -> None:
+        saved = {"0": self.operative, **{str(c.id): c.operative for c in self.connectors.values()}}
+        saved.update({str(cid): value for cid, value in (pending or {}).items()})  # a reboot applies it
+        self.meta.set(AVAILABILITY_META, saved)
 
     # ---- queries ----------------------------------------------------------------------
 
@@ -240,39 +313,45 @@ class StationCore:
             return
         if connector.pending is not None:
             pending, connector.pending = connector.pending, None
-            if not self._refusal(connector):
-                self._start_session(connector, pending.id_tag)
-        elif self.store.get("CsMode") == FREE_MODE and not self._refusal(connector):
+            if not self._refusal(connector, pending.id_tag, pending.parent_id_tag):
+                self._start_session(connector, pending.id_tag, pending.parent_id_tag)
+        elif self.store.get("CsMode") == FREE_MODE and connector.reservation is None and not self._refusal(connector):
             self._start_session(connector, str(self.store.get("/hw/auth/device/Dummy/id/value")))
 
     def _unplugged(self, connector: Connector) -> None:
         connector.finishing = False
+        connector.hold_lock_for = None
         if connector.session is not None and self.store.get("StopTransactionOnEVSideDisconnect"):
             self._end_session(connector, "EVDisconnected")
 
-    def _refusal(self, connector: Connector) -> str:
+    def _refusal(self, connector: Connector, id_tag: str | None = None, parent_id_tag: str | None = None) -> str:
         if connector.session is not None:
             return f"connector {connector.id} is occupied"
         report = self.status(connector.id)
         if report.status in ("Faulted", "Unavailable"):
             return f"connector {connector.id} is {report.status}"
+        reservation = connector.reservation
+        if reservation is not None and (id_tag is None or not reservation.admits(id_tag, parent_id_tag)):
+            return f"connector {connector.id} is reserved"
         return ""
 
-    def _pick_connector(self, connector_id: int | None) -> Connector | None:
+    def _pick_connector(self, connector_id: int | None, id_tag: str, parent_id_tag: str | None) -> Connector | None:
         if connector_id is not None:
             return self.connectors.get(connector_id)
-        free = [c for c in self.connectors.values() if not self._refusal(c)]
+        free = [c for c in self.connectors.values() if not self._refusal(c, id_tag, parent_id_tag)]
+        reserved = [c for c in free if c.reservation is not None]  # the holder's own reservation first
         plugged = [c for c in free if c.plugged and not c.finishing]
-        return (plugged or free or [None])[0]
+        return (reserved or plugged or free or [None])[0]
 
-    def _start_session(self, connector: Connector, id_tag: str) -> None:
+    def _start_session(self, connector: Connector, id_tag: str, parent_id_tag: str | None = None) -> None:
         meter = connector.last_energy_wh if connector.last_energy_wh is not None else 0.0
         connector.session = self.sessions.start(connector.id, id_tag, self.clock(), meter)
+        connector.session_parent_id_tag = parent_id_tag
         connector.pending = None
-        self._meter_recorded[connector.id] = self.clock()
+        reservation, connector.reservation = connector.reservation, None
         log.info("connector %d: session %d started for %s at %.0f Wh", connector.id,
                  connector.session.session_id, id_tag, meter)
-        self.bus.publish(SessionStarted(connector.session))
+        self.bus.publish(SessionStarted(connector.session, reservation.reservation_id if reservation else None))
 
     def _end_session(self, connector: Connector, reason: str, id_tag: str | None = None) -> None:
         session: Session = connector.session  # type: ignore[assignment]
@@ -280,12 +359,31 @@ class StationCore:
             session.last_meter_wh if session.last_meter_wh is not None else session.meter_start_wh)
         closed = self.sessions.stop(session, self.clock(), meter, reason, id_tag)
         connector.session = None
+        connector.session_parent_id_tag = None
+        connector.deauthorized_at_wh = None
+        if reason == "DeAuthorized" and connector.plugged:
+            connector.hold_lock_for = session.id_tag  # until its owner presents the card
         connector.finishing = connector.plugged
         log.info("connector %d: session %d ended (%s), %.0f Wh", connector.id, closed.session_id, reason,
                  closed.energy_wh)
         self.bus.publish(SessionEnded(closed))
         if connector.id in self._scheduled_availability:
             connector.operative = self._scheduled_availability.pop(connector.id)
+            self._save_availability(self._scheduled_availability)
+
+    def _check_energy_cap(self, connector: Connector) -> None:
+        if connector.deauthorized_at_wh is None or connector.session is None:
+            return
+        delivered = (connector.last_energy_wh or 0.0) - connector.deauthorized_at_wh
+        if delivered >= int(self.store.get("MaxEnergyOnInvalidId")) and self.store.get("StopTransactionOnInvalidId"):
+            self._end_session(connector, "DeAuthorized")
+            self._evaluate_all()
+
+    def _energy_allowed(self, connector: Connector) -> bool:
+        if connector.deauthorized_at_wh is None:
+            return True
+        delivered = (connector.last_energy_wh or 0.0) - connector.deauthorized_at_wh
+        return delivered < int(self.store.get("MaxEnergyOnInvalidId"))
 
     def _set_faults(self, connector: Connector, source: str, codes: set[str]) -> None:
         before = connector.faults
@@ -315,8 +413,9 @@ class StationCore:
 
     def _outputs(self, connector: Connector) -> Outputs:
         if connector.session is None or self.status(connector.id).status == "Faulted":
-            return Outputs()
-        offer = pwm_offer(self.offer_limit(connector))
+            held = connector.hold_lock_for is not None and connector.plugged
+            return Outputs(locked=held and connector.connector_type in SOCKET_TYPES)
+        offer = pwm_offer(self.offer_limit(connector)) if self._energy_allowed(connector) else 0.0
         return Outputs(
             offer_a=offer,
             contactor=offer > 0 and connector.controller.cp_state.wants_energy,
@@ -332,6 +431,10 @@ class StationCore:
         self._publish_status(0, self.status(0), force)
 
     def _evaluate(self, connector: Connector, force: bool = False) -> None:
+        if connector.reservation is not None and self.status(connector.id).status in ("Faulted", "Unavailable"):
+            log.info("connector %d: reservation %d ends (connector %s)", connector.id,
+                     connector.reservation.reservation_id, self.status(connector.id).status.value)
+            connector.reservation = None
         outputs = self._outputs(connector)
         if outputs != connector.outputs or force:
             connector.outputs = outputs
