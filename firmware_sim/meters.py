@@ -12,6 +12,10 @@ server (``SimDevice`` + an action callback that fills in live values on every re
 with ``online = False`` does not answer at all, so the station's requests time out. A request
 for an unknown device id gets exception 4 over TCP (what a gateway answers) and silence over
 RTU (nobody on the bus has that address).
+
+A model whose map has signing registers (ISKRA_WM3M4) also carries the OCMF signing module of
+:mod:`firmware_sim.meter_signing` as ``meter.signing``: its holding registers are served and
+are the only registers a station may write.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
+from firmware_sim.meter_signing import SimMeterSigning
 from stationd.hw.meters.codec import (
     encode_fields,
     encode_identity,
@@ -95,6 +100,13 @@ class SimMeter:
         for spec in (self.map.serial, self.map.model_register):
             if spec is not None:
                 encode_identity(spec, self._identity_text(spec))  # fail early if it cannot fit
+        self.signing: SimMeterSigning | None = None
+        if self.map.signing is not None:
+            state = Path(state_dir) if state_dir else None
+            self.signing = SimMeterSigning(
+                self.map, serial=serial, energy_wh=lambda: self.energy_import_wh,
+                key_path=state / f"meter-{self.name}-signing-key.pem" if state else None,
+                state_path=state / f"meter-{self.name}-signing.json" if state else None)
 
     # --- what the simulated vehicle and grid do ------------------------------------------
     def set_load(self, current_a_per_phase: float | Sequence[float], *,
@@ -196,7 +208,21 @@ class SimMeter:
             if spec is not None and spec.function_code == function_code:
                 words = encode_identity(spec, self._identity_text(spec))
                 served.update(zip(range(spec.address, spec.address + spec.count), words))
+        if self.signing is not None and function_code == FunctionCode.READ_HOLDING_REGISTERS:
+            served.update(self.signing.registers())
         return served
+
+    def writable_ranges(self) -> dict[int, list[tuple[int, int]]]:
+        """Function code → (start, count) ranges holding registers a station may write."""
+        if self.signing is None:
+            return {}
+        return {int(FunctionCode.READ_HOLDING_REGISTERS): [self.signing.regs.span]}
+
+    def write(self, function_code: int, address: int, values: Sequence[int]) -> ExcCodes | None:
+        """A station writes holding registers (FC 6/16); None = accepted."""
+        if self.signing is None or function_code not in (6, 16):
+            return ExcCodes.ILLEGAL_ADDRESS
+        return self.signing.write(address, values)
 
     def served_ranges(self) -> dict[int, list[tuple[int, int]]]:
         """Function code → (start, count) ranges a server must answer for this meter."""
@@ -206,6 +232,8 @@ class SimMeter:
         for spec in (self.map.serial, self.map.model_register):
             if spec is not None:
                 ranges.setdefault(int(spec.function_code), []).append((spec.address, spec.count))
+        for fc, spans in self.writable_ranges().items():
+            ranges.setdefault(fc, []).extend(spans)
         return {fc: _merge(spans) for fc, spans in ranges.items()}
 
     def _identity_text(self, spec: IdentityRegisters) -> str:
@@ -263,6 +291,8 @@ class SimMeter:
         """Integrate up to now and save (call on shutdown)."""
         self.update()
         self.save()
+        if self.signing is not None:
+            self.signing.close()
 
     def __repr__(self) -> str:
         return f"SimMeter({self.map.model}, {self.name!r}, online={self.online})"
@@ -283,22 +313,30 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 _NO_BITS = [SimData(0, values=[False] * 16, datatype=SimType.BITS)]
 
 
-def _register_blocks(spans: list[tuple[int, int]]) -> list[SimData]:
+def _register_blocks(spans: list[tuple[int, int]],
+                     writable: Sequence[tuple[int, int]] = ()) -> list[SimData]:
     if not spans:
         return [SimData(0, datatype=SimType.INVALID)]
-    return [SimData(start, count=count, values=0, datatype=SimType.REGISTERS, readonly=True)
+
+    def readonly(start: int, count: int) -> bool:
+        return not any(w < start + count and start < w + n for w, n in writable)
+
+    return [SimData(start, count=count, values=0, datatype=SimType.REGISTERS,
+                    readonly=readonly(start, count))
             for start, count in spans]
 
 
 def _device(device_id: int, meter: SimMeter) -> SimDevice:
     ranges = meter.served_ranges()
-    holding = _register_blocks(ranges.get(int(FunctionCode.READ_HOLDING_REGISTERS), []))
+    writable = meter.writable_ranges()
+    holding = _register_blocks(ranges.get(int(FunctionCode.READ_HOLDING_REGISTERS), []),
+                               writable.get(int(FunctionCode.READ_HOLDING_REGISTERS), []))
     inputs = _register_blocks(ranges.get(int(FunctionCode.READ_INPUT_REGISTERS), []))
 
     async def action(function_code: int, start_address: int, address: int, count: int,
                      registers: list[int], set_values: Any) -> ExcCodes | None:
-        if set_values is not None:
-            return ExcCodes.ILLEGAL_FUNCTION  # meters here are read-only
+        if set_values is not None:  # only a signing module's registers are writable
+            return meter.write(function_code, address, list(set_values))
         live = meter.registers(function_code)
         for offset in range(address, address + count):
             registers[offset - start_address] = live.get(offset, 0)

@@ -27,6 +27,7 @@ Sources (read to learn, nothing copied):
 * Iskra WM3M4/WM3M4C Modbus description (types T5/T6, model and serial registers) as used by
   Tinkerforge's evse-v2-bricklet driver, which keeps the Iskra document's 1-based register
   numbers (106, 108, 127, ...) and subtracts one on the wire.
+* EVerest's RsIskraMeter module (everest-core) for the WM3M4C's signing (OCMF) registers.
 
 Iskra numbering decision: the addresses below are 0-based protocol addresses (105 = frequency,
 107 = U L1-N, 126 = I L1, 1 = model). The Iskra document numbers registers from 1; the
@@ -54,6 +55,9 @@ __all__ = [
     "MeterMap",
     "NotAvailable",
     "Quantity",
+    "SignatureStatus",
+    "SigningRegisters",
+    "SigningState",
     "WordOrder",
     "get_map",
     "quantity_of",
@@ -170,6 +174,96 @@ class IdentityRegisters:
     note: str = ""
 
 
+class SigningState(IntEnum):
+    """A signing meter's transaction state register (Iskra: holding 7000)."""
+
+    IDLE = 0
+    ACTIVE = 1
+    ACTIVE_AFTER_POWER_FAILURE = 2
+    ACTIVE_AFTER_RESET = 3
+
+
+class SignatureStatus(IntEnum):
+    """A signing meter's signature status register (Iskra: holding 7052).
+
+    Values 0, 1, 2 and 15 are the working states; 128 and above are errors. The names follow
+    the status table the public EVerest Iskra driver decodes (it cites the Iskra manual's
+    table 11); only the values below are known.
+    """
+
+    NOT_INITIALIZED = 0
+    IDLE = 1
+    IN_PROGRESS = 2
+    OK = 15
+    INVALID_DATE_TIME = 128
+    CHECKSUM_ERROR = 129
+    INVALID_COMMAND = 130
+    INVALID_STATE = 131
+    INVALID_MEASUREMENT = 132
+    TEST_MODE_ERROR = 133
+    VERIFY_STATE_ERROR = 243
+    SIGNATURE_STATE_ERROR = 244
+    KEY_PAIR_GENERATION_ERROR = 245
+    SHA_FAILED = 246
+    INIT_FAILED = 247
+    DATA_NOT_LOCKED = 248
+    CONFIG_NOT_LOCKED = 249
+    VERIFY_ERROR = 250
+    PUBLIC_KEY_ERROR = 251
+    INVALID_MESSAGE_FORMAT = 252
+    INVALID_MESSAGE_SIZE = 253
+    SIGNATURE_ERROR = 254
+    UNDEFINED_ERROR = 255
+
+
+@dataclass(frozen=True)
+class SigningRegisters:
+    """Where a signing (OCMF, German calibration law) meter keeps its signing interface.
+
+    All holding registers (read with FC 3, written with FC 16), 0-based protocol addresses.
+    Text areas hold ASCII, two characters per register, high byte first; the lengths are in
+    bytes. ``public_key`` holds the raw uncompressed point X‖Y (no 0x04 prefix), the
+    signature area the DER-encoded ECDSA signature. The station writes time, time status,
+    algorithm and the metadata (an OCMF payload template as JSON: identification, gateway,
+    charge point) and then a command; the meter answers with a signed OCMF payload.
+    ``unverified`` names the attributes no public source confirms (see ``note``).
+    """
+
+    state: int  # SigningState
+    command: int  # write command_begin / command_end
+    status: int  # SignatureStatus
+    time_zone: int  # int16: minutes east of UTC
+    time: int  # uint32 (2 registers, high word first): UTC seconds since 1970
+    metadata_length: int
+    record_length: int
+    signature_length: int
+    algorithm: int  # 0 = ECDSA-secp256r1-SHA256
+    time_status: int  # 0 = not set (after a power failure), 1 = informative, 2 = synchronized
+    metadata: int
+    metadata_count: int
+    record: int
+    record_count: int
+    public_key: int
+    public_key_count: int
+    signature: int
+    signature_count: int
+    command_begin: int = 0x4200  # "B"
+    command_end: int = 0x7200
+    signature_algorithm: str = "ECDSA-secp256r1-SHA256"
+    unverified: tuple[str, ...] = ()
+    note: str = ""
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """(start, count) of one holding-register block covering the whole interface."""
+        start = min(self.state, self.command, self.status, self.metadata, self.record,
+                    self.public_key, self.signature)
+        end = max(self.metadata + self.metadata_count, self.record + self.record_count,
+                  self.public_key + self.public_key_count, self.signature + self.signature_count,
+                  self.time_status + 1)
+        return start, end - start
+
+
 @dataclass(frozen=True)
 class MeterMap:
     model: str  # name used in the station config file
@@ -183,6 +277,7 @@ class MeterMap:
     max_registers_per_read: int = MAX_REGISTERS_PER_READ
     default_device_id: int = 1
     notes: str = ""
+    signing: SigningRegisters | None = None  # None: the meter does not sign readings
     _by_name: Mapping[str, Field] = dataclass_field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -356,6 +451,27 @@ JANITZA_UMG604 = MeterMap(
 )
 
 # --- Iskra WM3M4 / WM3M4C (Eaton's MID meter): FC 4, Iskra types T5/T6 ------------------------
+# Signing (OCMF) interface of the WM3M4C. Addresses as the public EVerest driver
+# (modules/HardwareDrivers/PowerMeters/RsIskraMeter, which cites the Iskra user manual 1.14,
+# tables 5, 6 and 11 and chapters 6.5.14/6.5.15) puts them on the wire; that driver reads the
+# measurements at the same 0-based addresses as Tinkerforge (frequency 105), so 7000/7051/7052
+# are protocol addresses and the "one higher" list is the manual's 1-based numbering.
+ISKRA_SIGNING = SigningRegisters(
+    state=7000, command=7051, status=7052, time_zone=7053, time=7054, metadata_length=7056,
+    record_length=7057, signature_length=7058, algorithm=7059, time_status=7071,
+    metadata=7100, metadata_count=512, record=7612, record_count=512,
+    public_key=8124, public_key_count=32, signature=8188, signature_count=36,
+    unverified=("metadata_count", "record_count", "signature_count", "time_status",
+                "command_end"),
+    note="Start addresses from EVerest's field-tested RsIskraMeter driver, not from Iskra's "
+         "manual itself (not available here). NOT VERIFIED: the sizes of the metadata and "
+         "record areas (512 registers = the distance to the next area), of the signature area "
+         "(36 registers = the longest DER P-256 signature), the meaning of time status 1 "
+         "(only 0 = not set and 2 = synchronized are seen in the driver), what the end command "
+         "0x7200 stands for, and which metadata keys the meter takes (EVerest writes FV GI GS "
+         "GV PG MV MM MS MF IS IF IT ID CT CI RD; no IL, no TT).",
+)
+
 _ISKRA_ENERGY_NOTE = ("NOT VERIFIED: counter/exponent addresses from HARDWARE.md only; "
                       "no public driver table for them was found")
 ISKRA_WM3M4 = MeterMap(
@@ -383,6 +499,7 @@ ISKRA_WM3M4 = MeterMap(
                                      note="reads 'WM3M4C' (or 'WM3M4'); Tinkerforge detects "
                                           "the meter by it"),
     default_device_id=33,
+    signing=ISKRA_SIGNING,
     notes="Two requests: instantaneous values 105..147 and the energy counters 414..421 are "
           "~270 registers apart.",
 )
