@@ -26,6 +26,7 @@ from .core.sessions import SessionStore
 from .core.station import StationCore
 from .hw.assembly import Hardware, build_hardware, connector_specs, needs_simulator, simulator_for
 from .hw.modbus_server import ModbusServer
+from .ocpp_client.client import OcppClient
 from .sdnotify import SystemdNotifier, run_watchdog
 from .storage import Database
 from .supervisor import Component, ComponentFailed, Supervisor
@@ -50,6 +51,7 @@ class Station:
     core: StationCore
     hardware: Hardware
     world: object | None = None  # the firmware_sim world behind "sim" transports
+    ocpp: object | None = None  # the OcppClient
 
 
 class Daemon:
@@ -101,7 +103,8 @@ class Daemon:
             progress_db = Database.open(self.config.data_dir, durable=False)
             cleanup.callback(progress_db.close)
             core = StationCore(store, SessionStore(db, progress_db), connector_specs(self.config))
-            core.start()
+            ocpp = OcppClient(self.config, store, db, core, request_restart=self.request_restart)
+            core.start()  # after every listener subscribed: a power cut's PowerLoss stops reach the outbox
             if self.world is None and needs_simulator(self.config):
                 world = simulator_for(self.config, Path(self.config.data_dir) / "sim")
                 await world.start()
@@ -110,11 +113,14 @@ class Daemon:
                 world = self.world
             hardware = await build_hardware(self.config, core, world)
             cleanup.callback(hardware.close)
+            ocpp.use_meter_readers(hardware.readers)
             cleanup.callback(core.shutdown)  # runs first: sessions end before the links close
-            station = Station(self.config, store, db, boot_id, core, hardware, world)
+            station = Station(self.config, store, db, boot_id, core, hardware, world, ocpp)
             components = [
                 Component("settings-watch", store.watch),
                 Component("core-tick", lambda: _tick(core)),
+                Component("ocpp", ocpp.run, critical=False),
+                Component("ocpp-meter-values", ocpp.transactions.run, critical=False),
                 Component("modbus-server", ModbusServer.from_config(
                     core, store, self.config.modbus_server, enabled=lambda: store.get("ModbusServerEnabled")).run,
                     critical=False),

@@ -1,0 +1,269 @@
+"""The OCPP 1.6J client: one backend, from BootNotification to every transaction message.
+
+Per connection: the RPC endpoint answers the backend's calls from the first frame on; the
+station boots (BootNotification once per start of the daemon; a plain reconnect does not boot
+again), then sends the status of every connector that the backend has not heard yet, keeps
+heartbeating, and delivers the outbox (transaction messages, security events) in order.
+
+Before the boot is Accepted the station sends nothing else; while Pending it answers the
+backend's calls but starts no transaction on its behalf; while Rejected it waits the interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..config.station_file import StationConfig
+from ..config.store import ConfigStore
+from ..config.value_types import Source
+from ..core.events import CardPresented, SessionStarted
+from ..core.station import StationCore
+from ..hw.meters.signing import SignedReadings
+from ..storage import Database
+from .boot import boot_payload
+from .connection import ConnectionManager
+from .errors import CallError, ConnectionLost
+from .handlers import HANDLERS
+from .outbox import Outbox
+from .rpc import RpcEndpoint
+from .status import StatusReporter
+from .timestamps import ocpp_time, parse_ocpp_time
+from .transactions import Transactions
+
+log = logging.getLogger("stationd.ocpp")
+
+REGISTRATION_RETRY_S = 60  # when a non-Accepted BootNotification.conf gives interval 0
+RESET_FLUSH_S = 10.0  # how long a Reset waits for the StopTransactions to be delivered
+DAY_S = 86400
+CONNECTION_STATE_FILE = "ocpp-connection.json"
+
+
+class OcppClient:
+    def __init__(self, config: StationConfig, store: ConfigStore, db: Database, core: StationCore, *,
+                 request_restart: Callable[[str], None],
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 monotonic: Callable[[], float] = time.monotonic, rng: random.Random | None = None,
+                 sleep=asyncio.sleep):
+        self.config, self.store, self.core = config, store, core
+        self._request_restart, self.clock, self._monotonic, self._sleep = request_restart, clock, monotonic, sleep
+        self.outbox = Outbox(db, attempts=lambda: int(store.get("TransactionMessageAttempts")),
+                             retry_interval=lambda: float(store.get("TransactionMessageRetryInterval")),
+                             clock=clock, sleep=sleep)
+        self.status = StatusReporter(core, store, clock)
+        self.transactions = Transactions(core, store, _OnlineOutbox(self.outbox, store), clock=clock, sleep=sleep,
+                                         send_direct=self._send_direct)
+        self.manager = ConnectionManager(store, ca_file=config.ocpp.ca_file,
+                                         state_file=Path(config.data_dir) / CONNECTION_STATE_FILE,
+                                         on_event=self.security_event, rng=rng or random.Random(), sleep=sleep)
+        self.registration = "none"  # none | Pending | Rejected | Accepted (this start of the daemon)
+        self.diagnostics_status = "Idle"
+        self.firmware_status = "Idle"
+        self._rpc: RpcEndpoint | None = None
+        self._last_sent = monotonic()
+        self._started_event_sent = False
+        self._id_tags: dict[int, str] = {}  # the idTag of each connector's latest session
+        core.bus.subscribe(self._card_presented, CardPresented)
+        core.bus.subscribe(lambda e: self._id_tags.__setitem__(e.session.connector_id, e.session.id_tag),
+                           SessionStarted)
+
+    @property
+    def accepted(self) -> bool:
+        return self.registration == "Accepted"
+
+    @property
+    def connected(self) -> bool:
+        return self._rpc is not None
+
+    # ---- running ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect and serve while ServerMode is Online; a stand-alone station waits for it."""
+        online = asyncio.Event()
+        unsubscribe = self.store.subscribe(lambda change: online.set(), names=["ServerMode"])
+        try:
+            while self.store.get("ServerMode") != "Online":
+                online.clear()
+                log.info("ServerMode is Offline: the station runs stand-alone, without a backend")
+                await online.wait()
+        finally:
+            unsubscribe()
+        if not self._started_event_sent:
+            self.security_event("StartupOfTheDevice", "stationd started")
+            self._started_event_sent = True
+        await self.manager.run(self._session)
+
+    async def _session(self, websocket) -> None:
+        rpc = RpcEndpoint(websocket, self._dispatch)
+        self._rpc = rpc
+        receiving = asyncio.create_task(rpc.run(), name="ocpp-receive")
+        workers: list[asyncio.Task] = []
+        try:
+            if not self.accepted:
+                boot = asyncio.create_task(self._register(), name="ocpp-boot")
+                await asyncio.wait({boot, receiving}, return_when=asyncio.FIRST_COMPLETED)
+                if not boot.done():
+                    boot.cancel()
+                    return  # the connection ended before the backend accepted us
+                boot.result()
+            self.manager.mark_stable()
+            workers = [asyncio.create_task(self.status.run(self.call), name="ocpp-status"),
+                       asyncio.create_task(self._heartbeats(), name="ocpp-heartbeat"),
+                       asyncio.create_task(self.outbox.run(self.call, self.transactions.on_answer),
+                                           name="ocpp-outbox")]
+            await receiving
+        except ConnectionLost:
+            pass
+        finally:
+            self._rpc = None
+            for task in [*workers, receiving]:
+                task.cancel()
+            await asyncio.gather(*workers, receiving, return_exceptions=True)
+            await rpc.shutdown(timeout=1.0)
+
+    def use_meter_readers(self, readers) -> None:
+        """Signed readings (OCMF) from the meters that sign, and their public keys as
+        /hw/connectors/<id>/meter/key; the meters are known once the hardware is built."""
+        signed = SignedReadings(readers, id_tag_of=self._id_tags.get, charge_box_id=str(self.store.get("BoxId")))
+        signed.provide_keys(self.store)
+        self.transactions.use_signed_readings(signed)
+
+    async def _send_direct(self, action: str, payload: dict) -> None:
+        """A message that is no transaction message: sent now if registered, else not at all."""
+        if self.connected and self.accepted:
+            await self.call(action, payload)
+
+    async def call(self, action: str, payload: dict) -> dict:
+        rpc = self._rpc
+        if rpc is None:
+            raise ConnectionLost("not connected to the backend")
+        self._last_sent = self._monotonic()
+        return await rpc.call(action, payload)
+
+    async def _dispatch(self, action: str, payload: dict):
+        if self.registration == "Rejected":
+            raise CallError("SecurityError", "the backend rejected this station's registration")
+        handler = HANDLERS.get(action)
+        if handler is None:
+            raise NotImplementedError(action)
+        return await handler(self, payload)
+
+    # ---- boot and heartbeat -------------------------------------------------------------
+
+    async def _register(self) -> None:
+        while True:
+            response = await self.send_boot_notification()
+            if self.accepted:
+                return
+            interval = response.get("interval") or REGISTRATION_RETRY_S
+            log.warning("BootNotification %s; trying again in %d s", self.registration, interval)
+            await self._sleep(interval)
+
+    async def send_boot_notification(self) -> dict:
+        response = await self.call("BootNotification", boot_payload(self.store))
+        self.registration = response["status"]
+        self._apply_time(response.get("currentTime"))
+        if self.accepted:
+            interval = int(response.get("interval") or 0)
+            if interval > 0 and self.store.get("HeartbeatInterval") != interval:
+                self.store.set("HeartbeatInterval", str(min(interval, DAY_S)), Source.OCPP)
+            log.info("BootNotification accepted; heartbeat every %s s", self.store.get("HeartbeatInterval"))
+        return response
+
+    async def _heartbeats(self) -> None:
+        """A Heartbeat after HeartbeatInterval of silence (at least one a day)."""
+        while True:
+            interval = int(self.store.get("HeartbeatInterval")) or DAY_S
+            quiet = self._monotonic() - self._last_sent
+            if quiet >= interval:
+                await self.send_heartbeat()
+                continue
+            await self._sleep(min(interval - quiet, 60.0))
+
+    async def send_heartbeat(self) -> None:
+        response = await self.call("Heartbeat", {})
+        self._apply_time(response.get("currentTime"))
+
+    def _apply_time(self, current_time: str | None) -> None:
+        if not current_time or self.store.get("TimeSource") != "HeartBeat":
+            return
+        offset = (parse_ocpp_time(current_time) - self.clock()).total_seconds()
+        if abs(offset) > 2:
+            # The system edge (later) sets the clock; today the offset is reported.
+            log.warning("the backend's clock differs from the station's by %.0f s", offset)
+
+    # ---- actions the handlers start ------------------------------------------------------
+
+    async def reset(self, kind: str) -> None:
+        """Reset Soft/Hard: end the sessions, let their StopTransactions out, restart."""
+        reason = f"{kind}Reset" if self.store.get("StopTxOnReset") else "Reboot"
+        self.security_event("ResetOrReboot", f"{kind} reset requested by the backend")
+        self.core.shutdown(reason)
+        try:
+            async with asyncio.timeout(RESET_FLUSH_S):
+                while self.outbox.pending_count() and self.connected:
+                    await self._sleep(0.1)
+        except TimeoutError:
+            log.warning("reset: %d messages still queued; they go out after the restart", self.outbox.pending_count())
+        self._request_restart(f"{kind} reset requested by the backend")
+
+    async def send_triggered_meter_values(self, connector_id: int | None) -> None:
+        for payload in self.transactions.triggered_meter_values(connector_id):
+            await self.call("MeterValues", payload)
+
+    def security_event(self, kind: str, tech_info: str | None = None) -> None:
+        payload = {"type": kind, "timestamp": ocpp_time(self.clock())}
+        if tech_info:
+            payload["techInfo"] = tech_info[:255]
+        self.outbox.enqueue("SecurityEventNotification", payload)
+
+    # ---- cards at the reader --------------------------------------------------------------
+
+    def _card_presented(self, event: CardPresented) -> None:
+        if self.store.get("CsMode") == 1:
+            return  # free charging: cards are not needed
+        for connector in self.core.connectors.values():
+            session = connector.session
+            if session is not None and session.id_tag.lower() == event.uid.lower():
+                self.core.stop_session(connector.id, "Local", event.uid)
+                return
+        asyncio.get_running_loop().create_task(self._authorize(event.uid))
+
+    async def _authorize(self, id_tag: str) -> None:
+        if self.connected and self.accepted:
+            try:
+                info = (await self.call("Authorize", {"idTag": id_tag}))["idTagInfo"]
+            except Exception as exc:  # noqa: BLE001 - an unanswered Authorize is an offline one
+                log.warning("Authorize of %s failed (%s); deciding offline", id_tag, exc)
+            else:
+                if info["status"] == "Accepted":
+                    self.core.authorize(None, id_tag, info.get("parentIdTag"))
+                else:
+                    log.info("card %s refused by the backend: %s", id_tag, info["status"])
+                return
+        if self.store.get("AllowOfflineTxForUnknownId"):
+            log.info("backend unreachable: card %s accepted (AllowOfflineTxForUnknownId)", id_tag)
+            self.core.authorize(None, id_tag)
+        else:
+            log.info("backend unreachable: card %s not known locally; refused", id_tag)
+
+
+class _OnlineOutbox:
+    """The outbox, as the transactions see it: a stand-alone station (ServerMode Offline) has
+    no backend to tell, so its sessions stay in the station's own records only."""
+
+    def __init__(self, outbox: Outbox, store: ConfigStore):
+        self._outbox, self._store = outbox, store
+
+    def enqueue(self, action: str, payload: dict, *, session_id: int | None = None) -> int | None:
+        if self._store.get("ServerMode") != "Online":
+            return None
+        return self._outbox.enqueue(action, payload, session_id=session_id)
+
+    def __getattr__(self, name: str):
+        return getattr(self._outbox, name)

@@ -1,0 +1,12 @@
+"""Handlers of the backend's calls, one module per OCPP 1.6 feature profile.
+
+Each handler is ``async def handler(client, payload) -> dict | HandlerResult``; ``client`` is the
+OcppClient (store, core, outbox, status, call, …). A handler raises CallError for a protocol
+error and NotImplementedError for an action the station knows but does not support.
+"""
+
+from __future__ import annotations
+
+from . import core_profile, remote_trigger, reservation
+
+HANDLERS = {**core_profile.HANDLERS, **remote_trigger.HANDLERS, **reservation.HANDLERS}
