@@ -374,6 +374,8 @@ def _parse(frame: str | bytes) -> _Parsed:
         message = json.loads(frame)
     except ValueError:
         return _Parsed(malformed="not JSON")
+    except RecursionError:
+        return _Parsed(malformed="JSON nested too deeply")
     if not isinstance(message, list) or not message:
         return _Parsed(malformed="not a non-empty JSON array")
     type_id = message[0]

@@ -12,6 +12,7 @@ backend's calls but starts no transaction on its behalf; while Rejected it waits
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -176,14 +177,23 @@ class OcppClient:
         return response
 
     async def _heartbeats(self) -> None:
-        """A Heartbeat after HeartbeatInterval of silence (at least one a day)."""
-        while True:
-            interval = int(self.store.get("HeartbeatInterval")) or DAY_S
-            quiet = self._monotonic() - self._last_sent
-            if quiet >= interval:
-                await self.send_heartbeat()
-                continue
-            await self._sleep(min(interval - quiet, 60.0))
+        """A Heartbeat after HeartbeatInterval of silence (at least one a day); a new interval
+        applies at once."""
+        changed = asyncio.Event()
+        unsubscribe = self.store.subscribe(lambda change: changed.set(), names=["HeartbeatInterval"])
+        try:
+            while True:
+                interval = int(self.store.get("HeartbeatInterval")) or DAY_S
+                quiet = self._monotonic() - self._last_sent
+                if quiet >= interval:
+                    await self.send_heartbeat()
+                    continue
+                changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(interval - quiet):
+                        await changed.wait()
+        finally:
+            unsubscribe()
 
     async def send_heartbeat(self) -> None:
         response = await self.call("Heartbeat", {})

@@ -1,0 +1,280 @@
+"""The station's OCPP client end to end: the daemon with simulated hardware, a real central
+system on 127.0.0.1, every backend-initiated message of Core, Remote Trigger and Reservation."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from firmware_sim.central_system import CentralSystem
+from firmware_sim.world import SimConnectorSpec, SimWorld
+from stationd.config.station_file import parse_station_config
+from stationd.daemon import Daemon
+from stationd.sdnotify import SystemdNotifier
+
+BOX = "TE-IT0001"
+
+
+def config_for(data_dir: Path, url: str, connectors: int = 2):
+    rows = "\n".join(f"    - {{id: {i}, controller: {{transport: sim}}, meter: {{model: sim}}}}"
+                     for i in range(1, connectors + 1))
+    return parse_station_config(
+        f"identity: {{serial_number: IT0001, chargebox_id_template: 'TE-{{serial}}'}}\n"
+        f"ocpp: {{endpoint: '{url}', security_profile: 0}}\n"
+        f"hardware:\n  connectors:\n{rows}\n  rfid: {{transport: sim}}\n"
+        f"modbus_server: {{enabled: false, bind: '127.0.0.1:0'}}\n"
+        f"data_dir: {data_dir}\n")
+
+
+class Station:
+    """The daemon running in this event loop (restarted in place after a Reset, like the demo)."""
+
+    def __init__(self, config, world):
+        self.config, self.world = config, world
+        self.daemon: Daemon | None = None
+        self.boots = 0
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> int:
+        while True:
+            self.daemon = Daemon(self.config, world=self.world, notifier=SystemdNotifier.from_env({}),
+                                 handle_signals=False, component_factories=[self._capture])
+            code = await self.daemon.run()
+            if not self.daemon.restart_requested:
+                return code
+
+    def _capture(self, station):
+        self.boots += 1
+        self.station = station
+        return []
+
+    @property
+    def store(self):
+        return self.station.store
+
+    async def stop(self) -> None:
+        self.daemon.request_stop("test over")
+        assert await asyncio.wait_for(self.task, 15) == 0
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def cs():
+    central = CentralSystem(heartbeat_interval=300)
+    await central.start()
+    yield central
+    await central.stop()
+
+
+@pytest.fixture
+async def world(tmp_path: Path):
+    sim = SimWorld([SimConnectorSpec(1), SimConnectorSpec(2)], tmp_path / "sim", vehicle_reaction_s=0)
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+@pytest.fixture
+async def station(tmp_path: Path, cs: CentralSystem, world: SimWorld):
+    running = Station(config_for(tmp_path / "data", cs.url), world)
+    await cs.wait_for("BootNotification", timeout=15)
+    await cs.wait_for("StatusNotification", predicate=lambda r: r.payload["connectorId"] == 2, timeout=15)
+    yield running
+    await running.stop()
+
+
+def payloads(cs: CentralSystem, action: str) -> list[dict]:
+    return [r.payload for r in cs.messages(BOX) if r.action == action and r.direction == "in"
+            and r.message_type_id == 2]
+
+
+async def test_boot_then_status_of_every_connector(station: Station, cs: CentralSystem):
+    boot = payloads(cs, "BootNotification")[0]
+    assert boot["chargePointVendor"] == "stationd" and boot["chargePointModel"] == "stationd AC22"
+    assert boot["chargePointSerialNumber"] == "IT0001" and boot["firmwareVersion"]
+    statuses = {p["connectorId"]: p["status"] for p in payloads(cs, "StatusNotification")}
+    assert statuses == {0: "Available", 1: "Available", 2: "Available"}
+    actions = [r.action for r in cs.messages(BOX) if r.direction == "in" and r.message_type_id == 2]
+    assert actions[0] == "BootNotification"  # nothing before the boot
+    assert station.store.get("HeartbeatInterval") == 300  # the backend's interval
+    assert await cs.call(BOX, "ChangeConfiguration", {"key": "HeartbeatInterval", "value": "1"}) == {
+        "status": "Accepted"}
+    await cs.wait_for("Heartbeat", timeout=5)
+
+
+async def test_a_free_session_start_meter_values_stop(station: Station, cs: CentralSystem, world: SimWorld):
+    assert (await cs.call(BOX, "ChangeConfiguration", {"key": "MeterValueSampleInterval", "value": "1"}))[
+        "status"] == "Accepted"
+    world.plug(1)
+    world.charge(1, 16, 3)
+    start = (await cs.wait_for("StartTransaction", timeout=10)).payload
+    assert start["connectorId"] == 1 and start["idTag"] == "FREECHARGING" and isinstance(start["meterStart"], int)
+    await cs.wait_for("StatusNotification", predicate=lambda r: r.payload["status"] == "Charging")
+    values = (await cs.wait_for("MeterValues", timeout=10)).payload
+    assert values["transactionId"] == 1  # the id the backend gave in StartTransaction.conf
+    sampled = values["meterValue"][0]["sampledValue"]
+    assert sampled[0]["measurand"] == "Energy.Active.Import.Register" and sampled[0]["context"] == "Sample.Periodic"
+    world.unplug(1)
+    stop = (await cs.wait_for("StopTransaction", timeout=10)).payload
+    assert stop["transactionId"] == 1 and stop["reason"] == "EVDisconnected"
+    assert stop["meterStop"] >= start["meterStart"]
+    assert any(v["sampledValue"][0]["context"] == "Transaction.End" for v in stop.get("transactionData", []))
+
+
+async def test_pending_boot_answers_calls_but_starts_nothing(tmp_path: Path, cs: CentralSystem, world: SimWorld):
+    now = datetime.now(timezone.utc).isoformat()
+    cs.respond("BootNotification", {"status": "Pending", "interval": 1, "currentTime": now}, times=1)
+    running = Station(config_for(tmp_path / "data", cs.url), world)
+    try:
+        await cs.wait_for("BootNotification", timeout=15)
+        answer = await cs.call(BOX, "GetConfiguration", {"key": ["HeartbeatInterval"]})
+        assert answer["configurationKey"][0]["key"] == "HeartbeatInterval"
+        assert (await cs.call(BOX, "RemoteStartTransaction", {"connectorId": 1, "idTag": "x"}))["status"] == "Rejected"
+        await cs.wait_for("BootNotification", timeout=5)  # again after the interval: Accepted now
+        await cs.wait_for("StatusNotification", timeout=5)
+    finally:
+        await running.stop()
+
+
+async def test_remote_start_and_stop(station: Station, cs: CentralSystem, world: SimWorld):
+    assert (await cs.call(BOX, "ChangeConfiguration", {"key": "CsMode", "value": "0"}))["status"] == "Accepted"
+    world.plug(2)
+    world.charge(2, 16, 3)
+    await cs.wait_for("StatusNotification", predicate=lambda r: r.payload == {**r.payload, "connectorId": 2,
+                                                                                 "status": "Preparing"})
+    assert (await cs.call(BOX, "RemoteStartTransaction", {"connectorId": 0, "idTag": "x"}))["status"] == "Rejected"
+    assert (await cs.call(BOX, "RemoteStartTransaction", {"connectorId": 2, "idTag": "aec78085"}))[
+        "status"] == "Accepted"
+    start = (await cs.wait_for("StartTransaction")).payload
+    assert start["idTag"] == "aec78085" and start["connectorId"] == 2
+    await cs.wait_for("StatusNotification", predicate=lambda r: r.payload["status"] == "Charging")
+    assert (await cs.call(BOX, "RemoteStopTransaction", {"transactionId": 99}))["status"] == "Rejected"
+    assert (await cs.call(BOX, "RemoteStopTransaction", {"transactionId": 1}))["status"] == "Accepted"
+    stop = (await cs.wait_for("StopTransaction")).payload
+    assert stop["reason"] == "Remote" and stop["transactionId"] == 1
+
+
+async def test_cards_start_and_stop_in_authenticated_mode(station: Station, cs: CentralSystem, world: SimWorld):
+    await cs.call(BOX, "ChangeConfiguration", {"key": "CsMode", "value": "0"})
+    world.present_card("AEC78085")
+    assert (await cs.wait_for("Authorize")).payload == {"idTag": "aec78085"}
+    world.plug(1)
+    start = (await cs.wait_for("StartTransaction")).payload
+    assert start["idTag"] == "aec78085"
+    await asyncio.sleep(2.5)  # the reader reports a card held on it once
+    world.present_card("AEC78085")
+    stop = (await cs.wait_for("StopTransaction")).payload
+    assert "reason" not in stop and stop["idTag"] == "aec78085"  # Local: the reason is left out
+
+
+async def test_configuration_over_ocpp(station: Station, cs: CentralSystem):
+    everything = await cs.call(BOX, "GetConfiguration", {})
+    names = {k["key"] for k in everything["configurationKey"]}
+    assert {"HeartbeatInterval", "BoxId", "/power/station/mainsMaxCurrent", "AuthorizationKey"} <= names
+    assert "FactoryReset" not in names  # hidden unless asked by name
+    secret = next(k for k in everything["configurationKey"] if k["key"] == "AuthorizationKey")
+    assert "value" not in secret and secret["readonly"] is False
+    asked = await cs.call(BOX, "GetConfiguration", {"key": ["FactoryReset", "heartbeatinterval", "Testing"]})
+    assert [k["key"] for k in asked["configurationKey"]] == ["FactoryReset", "heartbeatinterval"]
+    assert asked["unknownKey"] == ["Testing"]
+    change = lambda key, value: cs.call(BOX, "ChangeConfiguration", {"key": key, "value": value})  # noqa: E731
+    assert (await change("Testing", "1"))["status"] == "NotSupported"
+    assert (await change("NumberOfConnectors", "3"))["status"] == "Rejected"
+    assert (await change("HeartbeatInterval", "-3"))["status"] == "Rejected"
+    assert (await change("RfidType", "2"))["status"] == "RebootRequired"
+    assert (await change("GridMaxCurrentPerPhase", "25"))["status"] == "Accepted"
+    assert station.store.get("/power/station/mainsMaxCurrent") == 25000
+
+
+async def test_trigger_message_answers_first_then_sends(station: Station, cs: CentralSystem, world: SimWorld):
+    for message in ("BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
+                    "DiagnosticsStatusNotification", "FirmwareStatusNotification"):
+        before = len(cs.messages(BOX))
+        answer = await cs.call(BOX, "TriggerMessage", {"requestedMessage": message, "connectorId": 1}
+                               if message in ("StatusNotification", "MeterValues") else {"requestedMessage": message})
+        assert answer == {"status": "Accepted"}
+        triggered = await cs.wait_for(message, predicate=lambda r, b=before: r.seq > b)
+        result_sent = next(r for r in cs.messages(BOX)[before:] if r.action == "TriggerMessage" and r.direction == "in")
+        assert result_sent.seq < triggered.seq  # the .conf came before the message
+    assert (await cs.call(BOX, "TriggerMessage", {"requestedMessage": "StatusNotification", "connectorId": 7}))[
+        "status"] == "Rejected"
+    idle = payloads(cs, "DiagnosticsStatusNotification")[-1]
+    assert idle == {"status": "Idle"}
+
+
+async def test_reservation_unlock_availability_and_vendor_messages(station: Station, cs: CentralSystem):
+    expiry = (datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat()
+    assert (await cs.call(BOX, "ReserveNow", {"connectorId": 1, "expiryDate": expiry, "idTag": "aec78085",
+                                              "reservationId": 5}))["status"] == "Accepted"
+    await cs.wait_for("StatusNotification", predicate=lambda r: r.payload["status"] == "Reserved")
+    assert (await cs.call(BOX, "CancelReservation", {"reservationId": 5}))["status"] == "Accepted"
+    assert (await cs.call(BOX, "CancelReservation", {"reservationId": 5}))["status"] == "Rejected"
+    assert (await cs.call(BOX, "UnlockConnector", {"connectorId": 1}))["status"] == "Unlocked"
+    assert (await cs.call(BOX, "ChangeAvailability", {"connectorId": 2, "type": "Inoperative"}))[
+        "status"] == "Accepted"
+    await cs.wait_for("StatusNotification", predicate=lambda r: r.payload == {**r.payload, "connectorId": 2,
+                                                                                 "status": "Unavailable"})
+    assert (await cs.call(BOX, "ChangeAvailability", {"connectorId": 9, "type": "Operative"}))["status"] == "Rejected"
+    assert (await cs.call(BOX, "DataTransfer", {"vendorId": "someone-else"}))["status"] == "UnknownVendorId"
+    assert (await cs.call(BOX, "DataTransfer", {"vendorId": "stationd", "messageId": "x"}))[
+        "status"] == "UnknownMessageId"
+
+
+async def test_hostile_frames_are_answered_and_the_station_keeps_going(station: Station, cs: CentralSystem):
+    for frame in ("not json", "[2, null, \"Reset\", {}]", "[3, \"nobody-asked\", {}]", "[9]",
+                  "[2, \"a1\", \"NoSuchAction\", {}]", "[2, \"a2\", \"Reset\", {\"type\": \"Sideways\"}]",
+                  "[2, \"a3\", \"ChangeConfiguration\", {\"key\": \"HeartbeatInterval\"}]",
+                  "[2, \"a4\", \"UnlockConnector\", {\"connectorId\": 1e400}]", "[" * 5000 + "]" * 5000):
+        await cs.send_raw(BOX, frame)
+    await cs.send_raw(BOX, b"\x00\xff binary")
+    errors = {}
+    async with asyncio.timeout(5):
+        while len(errors) < 4:
+            await asyncio.sleep(0.05)
+            errors = {r.unique_id: r.error_code for r in cs.messages(BOX) if r.message_type_id == 4}
+    assert errors == {"a1": "NotImplemented", "a2": "PropertyConstraintViolation",
+                      "a3": "OccurenceConstraintViolation", "a4": "TypeConstraintViolation"}
+    assert (await cs.call(BOX, "GetConfiguration", {"key": ["BoxId"]}))["configurationKey"][0]["value"] == BOX
+
+
+async def test_a_backend_outage_loses_nothing(station: Station, cs: CentralSystem, world: SimWorld):
+    for key, value in (("MeterValueSampleInterval", "1"), ("RetryBackoffWaitMinimum", "0"),
+                       ("RetryBackoffRandomRange", "0")):
+        assert (await cs.call(BOX, "ChangeConfiguration", {"key": key, "value": value}))["status"] == "Accepted"
+    world.plug(1)
+    world.charge(1, 16, 3)
+    await cs.wait_for("MeterValues", timeout=10)
+    cs.refuse_status = 503  # the backend goes away for a while
+    await cs.disconnect(BOX)
+    await asyncio.sleep(3)
+    world.unplug(1)
+    await asyncio.sleep(0.5)
+    cs.refuse_status = None
+    stop = (await cs.wait_for("StopTransaction", timeout=20)).payload
+    assert stop["transactionId"] == 1
+    values = [p for p in payloads(cs, "MeterValues") if p.get("transactionId") == 1]
+    stamps = [p["meterValue"][0]["timestamp"] for p in values]
+    assert stamps == sorted(stamps)  # chronological, also across the outage
+    assert len(stamps) - len(set(stamps)) <= 1  # at most the one in flight twice
+    assert len(values) >= 4  # the ones sampled during the outage arrived afterwards
+
+
+async def test_soft_reset_stops_the_session_and_boots_again(station: Station, cs: CentralSystem, world: SimWorld):
+    world.plug(1)
+    world.charge(1, 16, 3)
+    await cs.wait_for("StartTransaction")
+    assert (await cs.call(BOX, "Reset", {"type": "Soft"}))["status"] == "Accepted"
+    stop = (await cs.wait_for("StopTransaction", timeout=15)).payload
+    assert stop["reason"] == "SoftReset"
+    await cs.wait_for("BootNotification", timeout=20)  # the second boot
+    assert station.boots == 2
+    events = [p["type"] for p in payloads(cs, "SecurityEventNotification")]
+    assert "ResetOrReboot" in events and "StartupOfTheDevice" in events
