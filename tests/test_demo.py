@@ -138,3 +138,57 @@ def test_a_free_charging_session_through_the_control_api(data_dir: Path):
     finally:
         code, stderr = again.stop()
     assert code == 0, stderr
+
+
+async def test_kill_9_mid_session_closes_the_transaction_with_power_loss(tmp_path: Path):
+    """A power cut (SIGKILL of the whole demo) during a session; the demo restarted on the same
+    data directory closes that transaction with PowerLoss and its last reading, nothing lost."""
+    import asyncio
+
+    from firmware_sim.central_system import CentralSystem
+
+    cs = CentralSystem()
+    await cs.start()
+    data_dir = tmp_path / "demo-data"
+
+    def start() -> Demo:
+        demo = Demo.__new__(Demo)
+        demo.api_port, demo.modbus_port = free_port(), free_port()
+        demo.proc = subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / "stationd"), "demo", "--backend", cs.url, "--data-dir", str(data_dir),
+             "--sim-api", f"127.0.0.1:{demo.api_port}", "--modbus", f"127.0.0.1:{demo.modbus_port}",
+             "--webui", f"127.0.0.1:{free_port()}", "--security-profile", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        demo.banner = []
+        return demo
+
+    first = start()
+    try:
+        await asyncio.to_thread(first._read_banner)
+        await cs.wait_for("BootNotification", timeout=20)
+        await cs.call("TE-DEMO000001", "ChangeConfiguration", {"key": "MeterValueSampleInterval", "value": "1"})
+        await asyncio.to_thread(first.api, "POST", "/connectors/1/plug", {"cable_max_a": 32})
+        await asyncio.to_thread(first.api, "POST", "/connectors/1/charge", {"max_current_a": 16, "phases": 3})
+        start_tx = await cs.wait_for("StartTransaction", timeout=15)
+        await cs.wait_for("MeterValues", timeout=15)
+        await cs.wait_for("MeterValues", timeout=15)
+    finally:
+        os.killpg(first.proc.pid, signal.SIGKILL)  # the power cut
+        first.proc.wait(timeout=10)
+    last_reading = max(
+        int(r.payload["meterValue"][0]["sampledValue"][0]["value"])
+        for r in cs.messages("TE-DEMO000001") if r.action == "MeterValues" and r.message_type_id == 2)
+
+    second = start()
+    try:
+        await asyncio.to_thread(second._read_banner)
+        stop = (await cs.wait_for("StopTransaction", timeout=30)).payload
+        assert stop["reason"] == "PowerLoss"
+        assert start_tx.payload["connectorId"] == 1 and stop["transactionId"] == 1
+        assert stop["meterStop"] >= last_reading  # the reading kept at every sample
+        starts = [r for r in cs.messages("TE-DEMO000001") if r.action == "StartTransaction" and r.message_type_id == 2]
+        assert len(starts) == 1  # nothing sent twice but (at most) the one in flight
+    finally:
+        code, stderr = await asyncio.to_thread(second.stop)
+        await cs.stop()
+    assert code == 0, stderr
