@@ -278,3 +278,22 @@ async def test_soft_reset_stops_the_session_and_boots_again(station: Station, cs
     assert station.boots == 2
     events = [p["type"] for p in payloads(cs, "SecurityEventNotification")]
     assert "ResetOrReboot" in events and "StartupOfTheDevice" in events
+
+
+async def test_eaton_vendor_messages_follow_enabled_data_transfer(station: Station, cs: CentralSystem,
+                                                                   world: SimWorld):
+    import json
+
+    assert (await cs.call(BOX, "ChangeConfiguration", {"key": "EnabledDataTransfer",
+                                                       "value": "PlugType,StopSource"}))["status"] == "Accepted"
+    world.plug(1)
+    world.charge(1, 16, 3)
+    plug = (await cs.wait_for("DataTransfer", predicate=lambda r: r.payload.get("messageId") == "PlugType")).payload
+    assert plug["vendorId"] == "stationd" and json.loads(plug["data"]) == {"connectorId": 1, "plugType": "Type2Socket"}
+    world.set_fault(1, "GroundFailure", True)  # ChargeStopError is not enabled: not sent
+    await cs.wait_for("StatusNotification", predicate=lambda r: r.payload["status"] == "Faulted")
+    world.unplug(1)
+    stop = (await cs.wait_for("DataTransfer", predicate=lambda r: r.payload.get("messageId") == "StopSource")).payload
+    assert json.loads(stop["data"]) == {"connectorId": 1, "reason": "EVDisconnected", "stopSource": "EV"}
+    sent = {r.payload.get("messageId") for r in cs.messages(BOX) if r.action == "DataTransfer" and r.direction == "in"}
+    assert "ChargeStopError" not in sent

@@ -36,6 +36,7 @@ from .rpc import RpcEndpoint
 from .status import StatusReporter
 from .timestamps import ocpp_time, parse_ocpp_time
 from .transactions import Transactions
+from .vendor_messages import VendorMessages
 
 log = logging.getLogger("stationd.ocpp")
 
@@ -59,6 +60,7 @@ class OcppClient:
         self.status = StatusReporter(core, store, clock)
         self.transactions = Transactions(core, store, _OnlineOutbox(self.outbox, store), clock=clock, sleep=sleep,
                                          send_direct=self._send_direct)
+        self.vendor_messages = VendorMessages(core, store, self._send_direct)
         self.manager = ConnectionManager(store, ca_file=config.ocpp.ca_file,
                                          state_file=Path(config.data_dir) / CONNECTION_STATE_FILE,
                                          on_event=self.security_event, rng=rng or random.Random(), sleep=sleep)

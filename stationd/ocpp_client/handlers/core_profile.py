@@ -79,6 +79,7 @@ async def remote_stop_transaction(client, payload: dict) -> dict:
     for connector in client.core.connectors.values():
         if connector.session is not None and connector.session.session_id == session_id:
             client.core.stop_session(connector.id, "Remote")
+            client.vendor_messages.remote_shut_off(connector.id, "Accepted")
             return {"status": "Accepted"}
     return {"status": "Rejected"}
 
