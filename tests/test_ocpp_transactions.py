@@ -124,7 +124,7 @@ class Rig:
     """Core + outbox + Transactions, wired like the daemon (Transactions before core.start())."""
 
     def __init__(self, data_dir: Path, connectors: int = 1, *, clock: Clock | None = None, transactions: bool = True,
-                 signed: Any = None, direct: bool = False, **settings: str):
+                 signed: Any = None, direct: bool = False, reporting: bool = True, **settings: str):
         self.clock = clock or Clock()
         self.timers = Timers(self.clock)
         self.store = ConfigStore.open(data_dir, installation={"NumberOfConnectors": str(connectors)})
@@ -139,7 +139,8 @@ class Rig:
         self.tx = None
         if transactions:
             self.tx = Transactions(self.core, self.store, self.outbox, clock=self.clock, sleep=self.timers.sleep,
-                                   signed=signed, send_direct=self._direct if direct else None)
+                                   signed=signed, send_direct=self._direct if direct else None,
+                                   reporting=lambda: reporting)
         self.core.start()
         for i in range(1, connectors + 1):
             self.core.controller_link(i, True)
@@ -627,3 +628,13 @@ async def test_an_answer_without_id_tag_info_deauthorizes_nothing(tmp_path: Path
     rig.tx.on_answer("StartTransaction", {"connectorId": 1, "idTag": "aec78085"}, {"transactionId": TID})
     rig.tx.on_answer("MeterValues", {"connectorId": 1}, {})
     assert rig.core.connectors[1].deauthorized_at_wh is None
+
+
+async def test_a_stand_alone_station_queues_no_transaction_messages(tmp_path: Path, rigs, caplog):
+    rig = rigs(tmp_path, reporting=False)  # ServerMode Offline: no backend to tell
+    async with rig.running():
+        rig.state(1, CpState.C)
+        await rig.charge(30)
+        rig.state(1, CpState.A)
+    assert rig.queued() == []
+    assert "no StartTransaction" not in caplog.text

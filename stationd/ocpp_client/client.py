@@ -58,8 +58,9 @@ class OcppClient:
                              retry_interval=lambda: float(store.get("TransactionMessageRetryInterval")),
                              clock=clock, sleep=sleep)
         self.status = StatusReporter(core, store, clock)
-        self.transactions = Transactions(core, store, _OnlineOutbox(self.outbox, store), clock=clock, sleep=sleep,
-                                         send_direct=self._send_direct)
+        self.transactions = Transactions(core, store, self.outbox, clock=clock, sleep=sleep,
+                                         send_direct=self._send_direct,
+                                         reporting=lambda: store.get("ServerMode") == "Online")
         self.vendor_messages = VendorMessages(core, store, self._send_direct)
         self.manager = ConnectionManager(store, ca_file=config.ocpp.ca_file,
                                          state_file=Path(config.data_dir) / CONNECTION_STATE_FILE,
@@ -264,18 +265,3 @@ class OcppClient:
         else:
             log.info("backend unreachable: card %s not known locally; refused", id_tag)
 
-
-class _OnlineOutbox:
-    """The outbox, as the transactions see it: a stand-alone station (ServerMode Offline) has
-    no backend to tell, so its sessions stay in the station's own records only."""
-
-    def __init__(self, outbox: Outbox, store: ConfigStore):
-        self._outbox, self._store = outbox, store
-
-    def enqueue(self, action: str, payload: dict, *, session_id: int | None = None) -> int | None:
-        if self._store.get("ServerMode") != "Online":
-            return None
-        return self._outbox.enqueue(action, payload, session_id=session_id)
-
-    def __getattr__(self, name: str):
-        return getattr(self._outbox, name)

@@ -208,8 +208,12 @@ class Transactions:
                  signed: SignedMeterSource | None = None,
                  send_direct: Callable[[str, dict], Awaitable[Any]] | None = None,
                  max_data_entries: int = MAX_DATA_ENTRIES,
-                 signed_timeout: float = SIGNED_TIMEOUT_S):
+                 signed_timeout: float = SIGNED_TIMEOUT_S,
+                 reporting: Callable[[], bool] = lambda: True):
         self.core, self.store, self.outbox = core, store, outbox
+        # Whether there is a backend to tell (ServerMode Online): a stand-alone station keeps its
+        # sessions in its own records only and queues no transaction messages.
+        self._reporting = reporting
         self._clock = clock or core.clock
         self._sleep = sleep
         self._signed = signed
@@ -409,6 +413,8 @@ class Transactions:
                 tx.begin = replace(tx.begin, offered_a=event.offer_a)
 
     def _session_started(self, event: SessionStarted) -> None:
+        if not self._reporting():
+            return
         session: Session = event.session
         payload: dict[str, Any] = {"connectorId": session.connector_id, "idTag": session.id_tag,
                                    "meterStart": wh(session.meter_start_wh), "timestamp": ocpp_time(session.started_at)}
@@ -431,6 +437,8 @@ class Transactions:
         tx.begin_signed = await self._signed_reading(tx.session.connector_id, "Transaction.Begin")
 
     def _session_ended(self, event: SessionEnded) -> None:
+        if not self._reporting():
+            return
         session: Session = event.session
         tx = self._txs.pop(session.session_id, None)
         self._wake.set()
