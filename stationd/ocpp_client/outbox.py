@@ -41,7 +41,10 @@ Rules
   of failed attempts so far. The attempt count is persisted; a delivery interrupted while
   waiting resumes with the next try at once after reconnect. After the last failed attempt
   the message moves to ``outbox_dead_letters`` (with the last error, the attempt count, a
-  reason, the time), an error is logged, and delivery goes on with the next message.
+  reason, the time), an error is logged, ``on_parked`` is called, and delivery goes on with
+  the next message. (A message found at its limit, e.g. after a crash right after its last
+  attempt or a lowered TransactionMessageAttempts, is parked without another try.) Dead
+  letters stay until someone acts on them (WebUI); the outbox never resends them by itself.
 * **A parked StartTransaction takes its session with it.** Its session can never get a
   transactionId, so its queued MeterValues/StopTransaction are parked at once with the reason
   "the StartTransaction of session N (message M) was parked ...", and so is any later message
@@ -52,8 +55,9 @@ Rules
 Removal durability (speed of the replay after a reconnect)
 ----------------------------------------------------------
 Removing an answered message is the one write per message on the delivery path. With
-``synchronous=FULL`` each removal is an fsync (~150 us on the development machine, several ms
-on eMMC), which would cost a large part of a loopback round trip. So by default:
+``synchronous=FULL`` each removal is an fsync (0.13-3 ms on the development VM, depending on
+other I/O; more on eMMC), which would cost a large part of a loopback round trip (~0.5 ms).
+So by default:
 
 * StartTransaction (removal + transactionId record), StopTransaction, parking, and the
   removal that empties a FIFO commit on the durable connection. A durable commit fsyncs the
@@ -72,8 +76,9 @@ on eMMC), which would cost a large part of a loopback round trip. So by default:
 
 ``Outbox(..., durable_removal=True)`` makes every removal durable (one fsync per message).
 
-Threading: call everything from the event loop's thread (the SQLite calls are short and run
-inline); ``wake()`` may also be called from another thread.
+Threading: ``deliver``/``run`` run on the event loop and do their SQLite calls inline (they are
+short). ``enqueue`` and ``wake`` may also be called from another thread (the database is shared
+behind its lock; the wake-up is handed to the loop).
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -223,7 +229,9 @@ class Outbox:
             self._fast = Database.open(db.path.parent, durable=False)
         # Fast removals so far, and how many of them are known to be on disk.
         self._fast_removals = self._durable_upto = 0
-        self._wal_sync: asyncio.Future[None] | None = None
+        self._wal_sync: Future[None] | None = None  # a running background fsync of the WAL
+        self._wal_sync_covers = 0
+        self._executor: ThreadPoolExecutor | None = None
         self._buffers: dict[str, deque[QueuedMessage]] = {queue: deque() for queue in QUEUES}
         self._tids: dict[int, int] = {}
         self._woken = asyncio.Event()
@@ -275,11 +283,12 @@ class Outbox:
             text = _dumps(stored)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{action} payload is not plain JSON: {exc}") from None
+        before = self._fast_removals
         cursor = self._db.execute(
             "INSERT INTO outbox (queue, action, payload, session_id, created_at) VALUES (?, ?, ?, ?, ?)",
             (queue, action, text, session_id, self._now()),
         )
-        self._synced()  # a durable commit syncs the whole WAL
+        self._synced(before)  # a durable commit syncs the whole WAL
         self.wake()
         return int(cursor.lastrowid)
 
@@ -413,6 +422,10 @@ class Outbox:
             payload = self._wire_payload(message, on_parked)
             if payload is None:
                 continue  # parked
+            if message.attempts and message.attempts >= self._allowed():
+                # its last attempt failed just before a crash, or the limit was lowered since
+                self._park(message, payload, self._refused_reason(message), on_parked)
+                continue
             async with send_lock:
                 try:
                     response = await send(message.action, payload)
@@ -432,16 +445,23 @@ class Outbox:
                             "id": message.id, "action": message.action}})
                 continue
             message = self._refused(message, error)
-            attempts, allowed = message.attempts, max(1, int(self._attempts()))
-            if attempts >= allowed:
-                self._park(message, payload, f"refused {attempts} times (TransactionMessageAttempts {allowed}); "
-                                             f"last error: {error}", on_parked)
+            allowed = self._allowed()
+            if message.attempts >= allowed:
+                self._park(message, payload, self._refused_reason(message), on_parked)
             else:
-                delay = max(0.0, float(self._retry_interval())) * attempts
+                delay = max(0.0, float(self._retry_interval())) * message.attempts
                 log.warning("outbox message refused, will retry", extra={"fields": {
-                    "id": message.id, "action": message.action, "attempt": attempts, "of": allowed,
+                    "id": message.id, "action": message.action, "attempt": message.attempts, "of": allowed,
                     "retry_in_s": delay, "error": error}})
                 await self._sleep(delay)
+
+    def _allowed(self) -> int:
+        """TransactionMessageAttempts: tries in all (at least one)."""
+        return max(1, int(self._attempts()))
+
+    def _refused_reason(self, message: QueuedMessage) -> str:
+        return (f"refused {message.attempts} times (TransactionMessageAttempts {self._allowed()}); "
+                f"last error: {message.last_error}")
 
     def _head(self, queue: str) -> QueuedMessage | None:
         """The first message of a FIFO; keeps at least one more read ahead if there is one."""
@@ -482,7 +502,7 @@ class Outbox:
         buffer = self._buffers[message.queue]
         buffer.popleft()
         if message.action == START:
-            tid = int(response["transactionId"])
+            tid, before = int(response["transactionId"]), self._fast_removals
             with self._db.transaction():
                 self._db.execute(
                     "INSERT OR REPLACE INTO ocpp_transactions (session_id, transaction_id, confirmed_at) "
@@ -490,48 +510,46 @@ class Outbox:
                 self._db.execute("DELETE FROM outbox WHERE id = ?", (message.id,))
             assert message.session_id is not None
             self._remember(message.session_id, tid)
-            self._synced()
+            self._synced(before)
             return
         unsynced = self._fast_removals - self._durable_upto
         if (self._fast is self._db or message.action in DURABLE_REMOVAL or not buffer
                 or unsynced + 1 >= MAX_UNSYNCED):
             self._db.execute("DELETE FROM outbox WHERE id = ?", (message.id,))
-            self._synced()
+            self._synced(self._fast_removals)
             return
         self._fast.execute("DELETE FROM outbox WHERE id = ?", (message.id,))
         self._fast_removals += 1
+        if self._wal_sync is not None and self._wal_sync.done():
+            self._wal_synced()
         if unsynced + 1 >= SYNC_EVERY and self._wal_sync is None:
             self._start_wal_sync()
 
-    def _synced(self) -> None:
-        """A durable commit just happened: every removal before it is on disk."""
+    def _synced(self, upto: int) -> None:
+        """A durable commit just happened: the first ``upto`` fast removals are on disk."""
         if self._db.durable:
-            self._durable_upto = self._fast_removals
+            self._durable_upto = max(self._durable_upto, upto)
 
     def _start_wal_sync(self) -> None:
-        """fsync the WAL in a worker thread; when done, the removals before it are on disk."""
-        covered = self._fast_removals
-        wal = f"{self._db.path}-wal"
+        """fsync the WAL in a worker thread; once done, the removals before it are on disk.
 
-        def fsync_wal() -> None:
-            fd = os.open(wal, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        Polled from the delivery path (no event-loop callback), so it is credited even while
+        ``send`` answers without yielding.
+        """
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-wal-sync")
+        self._wal_sync_covers = self._fast_removals
+        self._wal_sync = self._executor.submit(_fsync, f"{self._db.path}-wal")
 
-        def done(future: asyncio.Future[None]) -> None:
-            self._wal_sync = None
-            if future.cancelled():
-                return
-            if future.exception() is not None:
-                log.warning("outbox: fsync of the WAL failed; removals are synced inline instead",
-                            extra={"fields": {"error": str(future.exception())}})
-                return
-            self._durable_upto = max(self._durable_upto, covered)
-
-        self._wal_sync = asyncio.get_running_loop().run_in_executor(None, fsync_wal)
-        self._wal_sync.add_done_callback(done)
+    def _wal_synced(self) -> None:
+        future, self._wal_sync = self._wal_sync, None
+        assert future is not None
+        error = future.exception()
+        if error is not None:
+            log.warning("outbox: fsync of the WAL failed; removals are synced inline instead",
+                        extra={"fields": {"error": str(error)}})
+        else:
+            self._durable_upto = max(self._durable_upto, self._wal_sync_covers)
 
     def _refused(self, message: QueuedMessage, error: str) -> QueuedMessage:
         """Count a failed attempt (persisted); return the message as it is now."""
@@ -546,7 +564,7 @@ class Outbox:
     def _park(self, message: QueuedMessage, payload: dict[str, Any], reason: str,
               on_parked: OnParked | None) -> None:
         """Move a message (and, for a StartTransaction, its session's followers) to the dead letters."""
-        now = self._now()
+        now, before = self._now(), self._fast_removals
         parked = [DeadLetter(message.id, message.queue, message.action, payload, message.session_id,
                              message.created_at, message.attempts, message.last_error, reason, now)]
         with self._db.transaction():
@@ -563,7 +581,7 @@ class Outbox:
                 [(d.id, d.queue, d.action, _dumps(d.payload), d.session_id, d.created_at, d.attempts,
                   d.last_error, d.reason, d.parked_at) for d in parked])
             self._db.executemany("DELETE FROM outbox WHERE id = ?", [(d.id,) for d in parked])
-        self._synced()
+        self._synced(before)
         self._buffers[message.queue].clear()  # rows left the FIFO out of order: read it afresh
         for letter in parked:
             log.error("outbox message parked (never dropped; see the dead letters)", extra={"fields": {
@@ -608,6 +626,9 @@ class Outbox:
 
     def close(self) -> None:
         """Close the outbox's own connection (the shared database stays open)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         if self._fast is not self._db:
             self._fast.close()
 
@@ -619,6 +640,14 @@ class Outbox:
 
     def _now(self) -> str:
         return self._clock().isoformat()
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _start_parked_reason(session_id: int, start_id: int) -> str:

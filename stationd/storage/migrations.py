@@ -79,4 +79,55 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX sessions_open ON sessions(connector_id) WHERE stopped_at IS NULL;
         """,
     ),
+    Migration(
+        3,
+        "ocpp outbox",
+        """
+        -- Outgoing OCPP messages that must not be lost (stationd/ocpp_client/outbox.py): written
+        -- before they are sent, removed when their answer arrives. AUTOINCREMENT: ids are never
+        -- reused, so id order is enqueue order and an id stays unique in the dead letters too.
+        -- queue: independent FIFOs ('transaction', 'security'), no CHECK so a new one needs no
+        -- table rebuild. session_id: the core session (no foreign key on purpose: pruning
+        -- session history must never take a queued message with it); MeterValues and
+        -- StopTransaction of a session are stored without transactionId, filled in at send time.
+        CREATE TABLE outbox (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            queue      TEXT NOT NULL,
+            action     TEXT NOT NULL,
+            payload    TEXT NOT NULL,             -- JSON object
+            session_id INTEGER,
+            created_at TEXT NOT NULL,
+            attempts   INTEGER NOT NULL DEFAULT 0, -- CALLERRORs so far
+            last_error TEXT
+        );
+        -- Few indexes on purpose: removing a delivered message is the one write per message on
+        -- the replay path, and every index is one more page written. The transaction FIFO
+        -- (the bulk) is read in rowid order; a smaller FIFO gets a partial index of its own.
+        CREATE INDEX outbox_security ON outbox(id) WHERE queue = 'security';
+        -- The OCPP transaction of a session: the transactionId of its StartTransaction.conf.
+        -- Not unique: backends have been seen to reuse ids (ConcurrentTx with transactionId 0).
+        CREATE TABLE ocpp_transactions (
+            session_id     INTEGER PRIMARY KEY,
+            transaction_id INTEGER NOT NULL,
+            confirmed_at   TEXT NOT NULL
+        );
+        CREATE INDEX ocpp_transactions_by_id ON ocpp_transactions(transaction_id);
+        -- Messages the backend kept refusing (or that can never be sent): never dropped, kept
+        -- here for the WebUI. id is the message's outbox id.
+        CREATE TABLE outbox_dead_letters (
+            id         INTEGER PRIMARY KEY,
+            queue      TEXT NOT NULL,
+            action     TEXT NOT NULL,
+            payload    TEXT NOT NULL,
+            session_id INTEGER,
+            created_at TEXT NOT NULL,
+            attempts   INTEGER NOT NULL,
+            last_error TEXT,
+            reason     TEXT NOT NULL,
+            parked_at  TEXT NOT NULL
+        );
+        CREATE INDEX outbox_dead_letters_session ON outbox_dead_letters(session_id)
+            WHERE session_id IS NOT NULL;
+        """,
+    ),
 )
