@@ -100,6 +100,7 @@ async def test_boot_then_status_of_every_connector(station: Station, cs: Central
     boot = payloads(cs, "BootNotification")[0]
     assert boot["chargePointVendor"] == "stationd" and boot["chargePointModel"] == "stationd AC22"
     assert boot["chargePointSerialNumber"] == "IT0001" and boot["firmwareVersion"]
+    assert boot["meterType"] and boot["meterSerialNumber"]  # read from connector 1's meter
     statuses = {p["connectorId"]: p["status"] for p in payloads(cs, "StatusNotification")}
     assert statuses == {0: "Available", 1: "Available", 2: "Available"}
     actions = [r.action for r in cs.messages(BOX) if r.direction == "in" and r.message_type_id == 2]

@@ -44,6 +44,7 @@ REGISTRATION_RETRY_S = 60  # when a non-Accepted BootNotification.conf gives int
 RESET_FLUSH_S = 10.0  # how long a Reset waits for the StopTransactions to be delivered
 DAY_S = 86400
 CONNECTION_STATE_FILE = "ocpp-connection.json"
+METER_IDENTITY_TIMEOUT_S = 2.0
 
 
 class OcppClient:
@@ -72,6 +73,8 @@ class OcppClient:
         self._last_sent = monotonic()
         self._started_event_sent = False
         self._id_tags: dict[int, str] = {}  # the idTag of each connector's latest session
+        self._meter_readers: dict = {}
+        self._meter_identity = None  # (type, serial) of the first connector's meter, once read
         core.bus.subscribe(self._card_presented, CardPresented)
         core.bus.subscribe(lambda e: self._id_tags.__setitem__(e.session.connector_id, e.session.id_tag),
                            SessionStarted)
@@ -133,6 +136,7 @@ class OcppClient:
     def use_meter_readers(self, readers) -> None:
         """Signed readings (OCMF) from the meters that sign, and their public keys as
         /hw/connectors/<id>/meter/key; the meters are known once the hardware is built."""
+        self._meter_readers = dict(readers)
         signed = SignedReadings(readers, id_tag_of=self._id_tags.get, charge_box_id=str(self.store.get("BoxId")))
         signed.provide_keys(self.store)
         self.transactions.use_signed_readings(signed)
@@ -169,7 +173,9 @@ class OcppClient:
             await self._sleep(interval)
 
     async def send_boot_notification(self) -> dict:
-        response = await self.call("BootNotification", boot_payload(self.store))
+        meter_type, meter_serial = await self._meter_type_and_serial()
+        response = await self.call("BootNotification", boot_payload(self.store, meter_type=meter_type,
+                                                                    meter_serial=meter_serial))
         self.registration = response["status"]
         self._apply_time(response.get("currentTime"))
         if self.accepted:
@@ -178,6 +184,19 @@ class OcppClient:
                 self.store.set("HeartbeatInterval", str(min(interval, DAY_S)), Source.OCPP)
             log.info("BootNotification accepted; heartbeat every %s s", self.store.get("HeartbeatInterval"))
         return response
+
+    async def _meter_type_and_serial(self) -> tuple[str | None, str | None]:
+        """BootNotification's meterType/meterSerialNumber: the first connector's meter, when it answers."""
+        if self._meter_identity is None and self._meter_readers:
+            reader = self._meter_readers[min(self._meter_readers)]
+            try:
+                async with asyncio.timeout(METER_IDENTITY_TIMEOUT_S):
+                    identity = await reader.read_identity()
+                self._meter_identity = (identity.model, identity.serial)
+            except Exception as exc:  # noqa: BLE001 - a meter that does not say just stays unnamed
+                log.info("meter identity not available for BootNotification: %s", exc)
+                return None, None
+        return self._meter_identity or (None, None)
 
     async def _heartbeats(self) -> None:
         """A Heartbeat after HeartbeatInterval of silence (at least one a day); a new interval
