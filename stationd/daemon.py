@@ -104,6 +104,7 @@ class Daemon:
             cleanup.callback(progress_db.close)
             core = StationCore(store, SessionStore(db, progress_db), connector_specs(self.config))
             ocpp = OcppClient(self.config, store, db, core, request_restart=self.request_restart)
+            cleanup.callback(ocpp.close)  # runs after core.shutdown (registered later, runs earlier)
             core.start()  # after every listener subscribed: a power cut's PowerLoss stops reach the outbox
             if self.world is None and needs_simulator(self.config):
                 world = simulator_for(self.config, Path(self.config.data_dir) / "sim")

@@ -212,15 +212,10 @@ class ConfigStore:
 
     def set(self, name: str, text: str, source: Source = Source.OCPP) -> SetResult:
         """Validate and store a value; the result tells the writer what happened."""
-        entry = self.registry.resolve(name)
-        if entry is None:
-            return SetResult(ConfigStatus.NOT_SUPPORTED, f"unknown configuration key {name!r}")
-        if entry.key.access is Access.R:
-            return SetResult(ConfigStatus.REJECTED, f"{entry.name} is read-only")
-        try:
-            stored = self._validate(entry, text, source)
-        except InvalidValue as problem:
-            return SetResult(ConfigStatus.REJECTED, f"{entry.name}: {problem}")
+        checked = self._checked(name, text, source)
+        if isinstance(checked, SetResult):
+            return checked
+        entry, stored = checked
         changed = self._commit({entry.storage_name: stored}, source)
         if entry.key.effect is Effect.REBOOT and changed:
             self.pending_reboot.add(entry.key.name)
@@ -229,16 +224,20 @@ class ConfigStore:
 
     def check(self, name: str, text: str, source: Source = Source.LOCAL) -> SetResult:
         """Validate a value without storing it (forms, dry runs)."""
+        checked = self._checked(name, text, source)
+        return checked if isinstance(checked, SetResult) else SetResult(ConfigStatus.ACCEPTED)
+
+    def _checked(self, name: str, text: str, source: Source) -> tuple[Entry, Any] | SetResult:
+        """(entry, value to store), or the refusal."""
         entry = self.registry.resolve(name)
         if entry is None:
             return SetResult(ConfigStatus.NOT_SUPPORTED, f"unknown configuration key {name!r}")
         if entry.key.access is Access.R:
             return SetResult(ConfigStatus.REJECTED, f"{entry.name} is read-only")
         try:
-            self._validate(entry, text, source)
+            return entry, self._validate(entry, text, source)
         except InvalidValue as problem:
             return SetResult(ConfigStatus.REJECTED, f"{entry.name}: {problem}")
-        return SetResult(ConfigStatus.ACCEPTED)
 
     def reset(self, name: str) -> SetResult:
         """Forget a changed value: back to the config file's value or the default."""

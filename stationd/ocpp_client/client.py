@@ -79,6 +79,10 @@ class OcppClient:
         core.bus.subscribe(lambda e: self._id_tags.__setitem__(e.session.connector_id, e.session.id_tag),
                            SessionStarted)
 
+    def close(self) -> None:
+        """At shutdown, after the core's last StopTransactions were queued."""
+        self.outbox.close()
+
     @property
     def accepted(self) -> bool:
         return self.registration == "Accepted"

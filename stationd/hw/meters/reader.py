@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -142,12 +142,27 @@ class MeterReader:
                 if function_code == FunctionCode.READ_HOLDING_REGISTERS
                 else self.client.read_input_registers)
         what = f"FC {int(function_code)} {address}+{count} from device {self.device_id}"
-        for _attempt in range(self.retries + 1):
+        reply = await self.exchange(what, lambda: read(address, count=count, device_id=self.device_id))
+        words = list(getattr(reply, "registers", []) or [])
+        if len(words) != count:
+            raise MeterError("wrong register count", f"{what} returned {len(words)} registers")
+        return words
+
+    async def write_registers(self, address: int, values: list[int], *, retries: int | None = None) -> None:
+        """FC 16 to this meter (signing commands), with the same retries and errors as reads."""
+        what = f"FC 16 {address}+{len(values)} to device {self.device_id}"
+        await self.exchange(what, lambda: self.client.write_registers(address, values, device_id=self.device_id),
+                            retries=retries)
+
+    async def exchange(self, what: str, request: Callable[[], Awaitable[Any]], *, retries: int | None = None) -> Any:
+        """One Modbus request on the bus (taking turns with the other meters on it), retried on
+        silence; every failure becomes a MeterError with the reason the poller reports."""
+        attempts = (self.retries if retries is None else retries) + 1
+        for _attempt in range(attempts):
             self.requests_made += 1
             try:
                 async with self._bus_lock:
-                    reply = await asyncio.wait_for(
-                        read(address, count=count, device_id=self.device_id), self.timeout)
+                    reply = await asyncio.wait_for(request(), self.timeout)
             except (TimeoutError, ModbusIOException):
                 # ModbusIOException is pymodbus' own "no response received" (its timeout).
                 continue
@@ -159,12 +174,8 @@ class MeterReader:
                 code = getattr(reply, "exception_code", None)
                 raise MeterError(f"exception {code}", f"{what} answered with exception {code}",
                                  exception_code=code)
-            words = list(getattr(reply, "registers", []) or [])
-            if len(words) != count:
-                raise MeterError("wrong register count", f"{what} returned {len(words)} registers")
-            return words
-        raise MeterError("timeout", f"no reply to {what} after {self.retries + 1} attempt(s) "
-                                    f"of {self.timeout:g} s")
+            return reply
+        raise MeterError("timeout", f"no reply to {what} after {attempts} attempt(s) of {self.timeout:g} s")
 
 
 def _phases(values: Mapping[str, float | None], kind: str) -> Phases:

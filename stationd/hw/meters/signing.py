@@ -43,7 +43,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from .codec import MeterError
 from .maps import FunctionCode, SignatureStatus, SigningRegisters, SigningState
@@ -444,31 +443,7 @@ class SignedMeter:
         return b"".join(w.to_bytes(2, "big") for w in words)[:length]
 
     async def _write(self, address: int, values: list[int], *, retries: int | None = None) -> None:
-        reader = self.reader
-        what = f"FC 16 {address}+{len(values)} to device {reader.device_id}"
-        attempts = (reader.retries if retries is None else retries) + 1
-        for _attempt in range(attempts):
-            reader.requests_made += 1
-            try:
-                # The reader's bus lock: meters on one RS-485 bus take turns (private by name,
-                # shared on purpose: this module is the reader's write side).
-                async with reader._bus_lock:
-                    reply = await asyncio.wait_for(
-                        reader.client.write_registers(address, values, device_id=reader.device_id),
-                        reader.timeout)
-            except (TimeoutError, ModbusIOException):
-                continue
-            except ConnectionException as error:
-                raise MeterError("connection", f"{what}: {error}") from error
-            except (ModbusException, OSError) as error:
-                raise MeterError("bad reply", f"{what}: {error}") from error
-            if reply.isError():
-                code = getattr(reply, "exception_code", None)
-                raise MeterError(f"exception {code}", f"{what} answered with exception {code}",
-                                 exception_code=code)
-            return
-        raise MeterError("timeout", f"no reply to {what} after {attempts} attempt(s) "
-                                    f"of {reader.timeout:g} s")
+        await self.reader.write_registers(address, values, retries=retries)
 
 
 # --- the OCPP layer's source of signed readings ---------------------------------------------------
