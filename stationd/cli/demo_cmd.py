@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from pathlib import Path
 
@@ -44,7 +45,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logs.configure()
+    handler = logs.configure()
+    simulator_log = logging.getLogger("firmware_sim")  # the built-in backend logs what it receives
+    simulator_log.addHandler(handler)
+    simulator_log.setLevel(logging.INFO)
+    simulator_log.propagate = False
     if args.chargebox_id is not None and ("{" in args.chargebox_id or "}" in args.chargebox_id):
         print("stationd demo: --chargebox-id must not contain { or }", file=sys.stderr)
         return 2
