@@ -45,6 +45,7 @@ BENCHMARKS: list[Benchmark] = [
     Benchmark("meters", "bench.meters", "Modbus requests per meter sample, every meter model"),
     Benchmark("latency", "bench.latency", "controller Status → core, core limit → controller PWM, over a pty"),
     Benchmark("daemon_cpu", "bench.daemon_cpu", "daemon CPU idle and charging, RSS, 4 connectors"),
+    Benchmark("ocpp", "bench.ocpp", "outbox replay vs. loopback RTT, RFID tap → StartTransaction, start → boot"),
 ]
 
 

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from . import __version__, logs
 from .config.installation import installation_values
 from .config.station_file import StationConfig
+from .auth.whitelist import Whitelist
 from .config.store import Change, ConfigStore
 from .core.sessions import SessionStore
 from .core.station import StationCore
@@ -52,6 +53,7 @@ class Station:
     hardware: Hardware
     world: object | None = None  # the firmware_sim world behind "sim" transports
     ocpp: object | None = None  # the OcppClient
+    whitelist: object | None = None  # the technician's RFID whitelist
 
 
 class Daemon:
@@ -102,6 +104,8 @@ class Daemon:
                      boot_id, store.get("BoxId"), store.connectors, self.config.data_dir)
             progress_db = Database.open(self.config.data_dir, durable=False)
             cleanup.callback(progress_db.close)
+            whitelist = Whitelist(db)
+            whitelist.purge_deleted()  # deleted entries are restorable until the daemon restarts
             core = StationCore(store, SessionStore(db, progress_db), connector_specs(self.config))
             ocpp = OcppClient(self.config, store, db, core, request_restart=self.request_restart)
             cleanup.callback(ocpp.close)  # runs after core.shutdown (registered later, runs earlier)
@@ -116,9 +120,10 @@ class Daemon:
             cleanup.callback(hardware.close)
             ocpp.use_meter_readers(hardware.readers)
             cleanup.callback(core.shutdown)  # runs first: sessions end before the links close
-            station = Station(self.config, store, db, boot_id, core, hardware, world, ocpp)
+            station = Station(self.config, store, db, boot_id, core, hardware, world, ocpp, whitelist)
             components = [
                 Component("settings-watch", store.watch),
+                Component("whitelist-watch", whitelist.watch),
                 Component("core-tick", lambda: _tick(core)),
                 Component("ocpp", ocpp.run, critical=False),
                 Component("ocpp-meter-values", ocpp.transactions.run, critical=False),

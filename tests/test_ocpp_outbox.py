@@ -706,3 +706,19 @@ async def test_delivery_with_another_send_waits_for_the_running_one(make) -> Non
     assert results == [False, True]
     assert old.wire == ["MV:0", "MV:1", "MV:2"] and new.wire == ["MV:2", "MV:3", "MV:4"]
     assert old.max_in_flight == new.max_in_flight == 1
+
+
+def test_a_message_that_breaks_the_schema_is_refused_when_queued(tmp_path) -> None:
+    from stationd.ocpp_client.rpc import check_request
+
+    db = Database.open(tmp_path)
+    outbox = Outbox(db, attempts=lambda: 3, retry_interval=lambda: 0.0, check=check_request)
+    with pytest.raises(ValueError, match="not sent"):
+        outbox.enqueue("StartTransaction", {"connectorId": 1, "idTag": "x" * 21, "meterStart": 0,
+                                            "timestamp": "2026-11-22T12:00:00Z"}, session_id=1)
+    assert outbox.pending_count() == 0
+    # a StopTransaction of a session is checked as it will go out, with its transactionId
+    outbox.enqueue("StopTransaction", {"meterStop": 5, "timestamp": "2026-11-22T12:00:00Z"}, session_id=1)
+    assert outbox.pending_count() == 1
+    outbox.close()
+    db.close()

@@ -10,16 +10,14 @@ from pathlib import Path
 from ..config.installation import installation_values
 from ..config.reference import render_markdown
 from ..config.station_file import StationConfigError, load_station_config
-from ..config.store import SETTINGS_FILE_NAME, ConfigError, ConfigStatus, ConfigStore, Reading
+from ..config.store import ConfigError, ConfigStatus, ConfigStore, Reading
 from ..config.value_types import Source
+from . import station_args
 from .parser import Parser
+from .station_args import CommandError
 
-DEFAULT_CONFIG = Path("/etc/stationd/stationd.yaml")
+DEFAULT_CONFIG = station_args.DEFAULT_CONFIG
 EXIT_FAILED = 1
-
-
-class CommandError(Exception):
-    """A problem to print on stderr, ending the command with a failure status."""
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -30,11 +28,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     actions = config.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
     actions.required = True
-    where = argparse.ArgumentParser(add_help=False)
-    group = where.add_mutually_exclusive_group()
-    group.add_argument("--data-dir", type=Path, metavar="DIR", help="the station's data directory")
-    group.add_argument("--config", type=Path, metavar="FILE",
-                       help=f"the station config file (default: {DEFAULT_CONFIG})")
+    where = station_args.station_options()
 
     get = actions.add_parser("get", parents=[where], help="print the value of keys",
                              description="Print a key's value (several keys: KEY=VALUE lines).")
@@ -83,20 +77,12 @@ def _guarded(command):
 
 def open_store(args: argparse.Namespace) -> ConfigStore:
     """The store of the station named by --data-dir or --config (default: the device's file)."""
-    if args.data_dir is not None:
-        if not args.data_dir.is_dir():
-            raise CommandError(f"{args.data_dir} is not a directory")
-        if not any((args.data_dir / name).exists() for name in (SETTINGS_FILE_NAME, "station.db")):
-            raise CommandError(f"{args.data_dir} is not a station's data directory (no {SETTINGS_FILE_NAME} "
-                               "or station.db): start the station once, or name it with --config FILE")
-        return ConfigStore.open(args.data_dir)
-    path = args.config or DEFAULT_CONFIG
-    if args.config is None and not path.exists():
-        raise CommandError(f"no station given: use --data-dir DIR or --config FILE ({DEFAULT_CONFIG} does not exist)")
+    target = station_args.resolve_station(args, DEFAULT_CONFIG)
+    if target.installation is None:
+        return ConfigStore.open(target.data_dir)
     try:
-        config = load_station_config(path, check_files=False)
-        return ConfigStore.open(config.data_dir, installation=installation_values(config))
-    except (StationConfigError, ConfigError) as problem:
+        return ConfigStore.open(target.data_dir, installation=target.installation)
+    except ConfigError as problem:
         raise CommandError(f"the station config file is invalid:\n{problem}") from None
 
 

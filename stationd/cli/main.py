@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import config_cmd, demo_cmd, run_cmd
-from .parser import EXIT_USAGE, Parser
+from . import config_cmd, demo_cmd, run_cmd, whitelist_cmd
+from .parser import Parser
 
 
 
@@ -20,22 +20,10 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_commands(commands)
     config_cmd.add_commands(commands)
     demo_cmd.add_commands(commands)
-    _add_later(commands, "whitelist", "import, export and edit the local RFID whitelist",
-               "arrives with the authorization feature")
+    whitelist_cmd.add_commands(commands)
     version = commands.add_parser("version", help="print the version", description="Print stationd's version.")
     version.set_defaults(handler=lambda args: print(f"stationd {__version__}") or 0)
     return parser
-
-
-def _add_later(commands: argparse._SubParsersAction, name: str, help_text: str, message: str) -> None:
-    sub = commands.add_parser(name, help=help_text, description=f"{help_text[0].upper()}{help_text[1:]}.")
-    sub.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-
-    def not_yet(args: argparse.Namespace) -> int:
-        print(f"stationd {name}: not available in this version: {message}", file=sys.stderr)
-        return EXIT_USAGE
-
-    sub.set_defaults(handler=not_yet)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,7 +32,7 @@ from .connection import ConnectionManager
 from .errors import CallError, ConnectionLost
 from .handlers import HANDLERS
 from .outbox import Outbox
-from .rpc import RpcEndpoint
+from .rpc import RpcEndpoint, check_request
 from .status import StatusReporter
 from .timestamps import ocpp_time, parse_ocpp_time
 from .transactions import Transactions
@@ -57,7 +57,7 @@ class OcppClient:
         self._request_restart, self.clock, self._monotonic, self._sleep = request_restart, clock, monotonic, sleep
         self.outbox = Outbox(db, attempts=lambda: int(store.get("TransactionMessageAttempts")),
                              retry_interval=lambda: float(store.get("TransactionMessageRetryInterval")),
-                             clock=clock, sleep=sleep)
+                             clock=clock, sleep=sleep, check=check_request)
         self.status = StatusReporter(core, store, clock)
         self.transactions = Transactions(core, store, self.outbox, clock=clock, sleep=sleep,
                                          send_direct=self._send_direct,
@@ -125,7 +125,7 @@ class OcppClient:
             self.manager.mark_stable()
             workers = [asyncio.create_task(self.status.run(self.call), name="ocpp-status"),
                        asyncio.create_task(self._heartbeats(), name="ocpp-heartbeat"),
-                       asyncio.create_task(self.outbox.run(self.call, self.transactions.on_answer),
+                       asyncio.create_task(self.outbox.run(self._call_checked, self.transactions.on_answer),
                                            name="ocpp-outbox")]
             await receiving
         except ConnectionLost:
@@ -150,12 +150,16 @@ class OcppClient:
         if self.connected and self.accepted:
             await self.call(action, payload)
 
-    async def call(self, action: str, payload: dict) -> dict:
+    async def call(self, action: str, payload: dict, *, checked: bool = False) -> dict:
         rpc = self._rpc
         if rpc is None:
             raise ConnectionLost("not connected to the backend")
         self._last_sent = self._monotonic()
-        return await rpc.call(action, payload)
+        return await rpc.call(action, payload, checked=checked)
+
+    async def _call_checked(self, action: str, payload: dict) -> dict:
+        """For the outbox: its messages passed the schema when they were queued."""
+        return await self.call(action, payload, checked=True)
 
     async def _dispatch(self, action: str, payload: dict):
         if self.registration == "Rejected":

@@ -219,8 +219,12 @@ class Outbox:
         clock: Callable[[], datetime] = _utcnow,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         durable_removal: bool = False,
+        check: Callable[[str, dict[str, Any]], Any] | None = None,
     ) -> None:
         self._db = db
+        # Checks a message once, when it is queued (the OCPP schema): a message that could never
+        # be sent is refused here, where it is made, instead of blocking its FIFO later.
+        self._check = check
         self._attempts, self._retry_interval = attempts, retry_interval
         self._clock, self._sleep = clock, sleep
         # Second connection for removals that need not be synced one by one (docstring).
@@ -279,6 +283,8 @@ class Outbox:
                                      f"(pass session_id while the transaction is unconfirmed)")
         elif session_id is not None:
             raise ValueError(f"{action} belongs to no session")
+        if self._check is not None:  # as it will go out: the transactionId filled in
+            self._check(action, {**stored, "transactionId": 0} if action in FOLLOWERS else stored)
         try:
             text = _dumps(stored)
         except (TypeError, ValueError) as exc:

@@ -277,6 +277,21 @@ class _Pending:
     future: asyncio.Future
 
 
+def check_request(action: str, payload: dict, *, validate: bool = True) -> dict:
+    """The wire form of a request the station sends; ValueError when it would break OCPP 1.6."""
+    if action not in STATION_ACTIONS:
+        raise ValueError(f"{action!r} is not an OCPP 1.6 action a charge point sends")
+    try:
+        wire = schemas.to_wire(schemas.REQUEST, action, payload)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{action} not sent: {error}") from error
+    if validate:
+        violation = schemas.validate(schemas.REQUEST, action, wire)
+        if violation is not None:
+            raise ValueError(f"{action} not sent: {violation.code}: {violation.description}")
+    return wire
+
+
 class RpcEndpoint:
     """The OCPP-J 1.6 RPC layer over one WebSocket connection (see the module docstring)."""
 
@@ -338,17 +353,12 @@ class RpcEndpoint:
             if pending is not None and not pending.future.done():
                 pending.future.set_exception(ConnectionLost(f"connection closed while waiting for {pending.action}"))
 
-    async def call(self, action: str, payload: dict, *, timeout: float | None = None) -> dict:
-        """Send a CALL and return the CALLRESULT payload (see the module docstring)."""
-        if action not in STATION_ACTIONS:
-            raise ValueError(f"{action!r} is not an OCPP 1.6 action a charge point sends")
-        try:
-            wire = schemas.to_wire(schemas.REQUEST, action, payload)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{action} not sent: {error}") from error
-        violation = schemas.validate(schemas.REQUEST, action, wire)
-        if violation is not None:
-            raise ValueError(f"{action} not sent: {violation.code}: {violation.description}")
+    async def call(self, action: str, payload: dict, *, timeout: float | None = None,
+                   checked: bool = False) -> dict:
+        """Send a CALL and return the CALLRESULT payload (see the module docstring).
+        ``checked``: the payload already passed :func:`check_request` (the outbox checks each
+        message once, when it is queued), so the schema is not walked again."""
+        wire = check_request(action, payload, validate=not checked)
         wait = self.call_timeout if timeout is None else timeout
         async with self._call_lock:  # OCPP-J §4.1.1: one CALL in flight
             if self._closed:

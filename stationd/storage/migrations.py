@@ -130,4 +130,38 @@ MIGRATIONS: tuple[Migration, ...] = (
             WHERE session_id IS NOT NULL;
         """,
     ),
+    Migration(
+        4,
+        "local whitelist",
+        """
+        -- The technician's RFID whitelist (SPEC.md section 6; stationd/auth/whitelist.py). Written
+        -- only through stationd.auth.Whitelist, which keeps whitelist_state in step.
+        -- uid: the normal form of stationd/auth/uid.py. Row order (rowid) is list order, the
+        -- "#" of the WebUI and the order of an export. gid: parent idTag, NULL = none.
+        -- expiry: UTC 'YYYY-MM-DDTHH:MM:SSZ', NULL = never. A deleted entry keeps its row until
+        -- the daemon starts again (restorable until then): deleted_at says when,
+        -- deleted_boot which boot_log entry was the latest then. changed_in: the
+        -- whitelist_state.version that last changed the row, so a reader catches up with
+        -- one scan instead of reloading the list.
+        CREATE TABLE whitelist (
+            uid           TEXT PRIMARY KEY,
+            gid           TEXT,
+            expiry        TEXT,
+            authorization TEXT NOT NULL CHECK (authorization IN ('accepted', 'blocked')),
+            deleted_at    TEXT,
+            deleted_boot  INTEGER,
+            updated_at    TEXT NOT NULL,
+            changed_in    INTEGER NOT NULL
+        );
+        -- One row. version: bumped by every change of the list (the daemon polls it);
+        -- reset_version: the version of the last change that removed rows for good (purge),
+        -- a reader that saw an older version reloads everything.
+        CREATE TABLE whitelist_state (
+            id            INTEGER PRIMARY KEY CHECK (id = 1),
+            version       INTEGER NOT NULL,
+            reset_version INTEGER NOT NULL
+        );
+        INSERT INTO whitelist_state (id, version, reset_version) VALUES (1, 0, 0);
+        """,
+    ),
 )
