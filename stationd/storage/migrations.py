@@ -164,4 +164,49 @@ MIGRATIONS: tuple[Migration, ...] = (
         INSERT INTO whitelist_state (id, version, reset_version) VALUES (1, 0, 0);
         """,
     ),
+    Migration(
+        5,
+        "local authorization list and authorization cache",
+        """
+        -- The backend's local authorization list (OCPP SendLocalList; stationd/auth/local_list.py),
+        -- written only through stationd.auth.local_list.LocalList, which keeps
+        -- local_auth_list_state in step. id_tag / parent_id_tag: the normal form of
+        -- stationd/auth/uid.py. Row order (rowid) is the order of the update that added the row
+        -- (the WebUI's order). expiry: UTC 'YYYY-MM-DDTHH:MM:SSZ', NULL = none. changed_in: the
+        -- local_auth_list_state.counter of the write that last set the row, so a reader catches
+        -- up with one scan instead of a reload.
+        CREATE TABLE local_auth_list (
+            id_tag        TEXT PRIMARY KEY,
+            status        TEXT NOT NULL
+                          CHECK (status IN ('Accepted', 'Blocked', 'Expired', 'Invalid', 'ConcurrentTx')),
+            expiry        TEXT,
+            parent_id_tag TEXT,
+            changed_in    INTEGER NOT NULL
+        );
+        -- One row. list_version: the OCPP listVersion (0 = the list is empty; GetLocalListVersion
+        -- and the LocalListVersion key report it). counter: bumped by every change;
+        -- reset_counter: the counter of the last change that removed rows (a reader that saw an
+        -- older counter reloads everything).
+        CREATE TABLE local_auth_list_state (
+            id            INTEGER PRIMARY KEY CHECK (id = 1),
+            list_version  INTEGER NOT NULL,
+            counter       INTEGER NOT NULL,
+            reset_counter INTEGER NOT NULL
+        );
+        INSERT INTO local_auth_list_state (id, list_version, counter, reset_counter) VALUES (1, 0, 0, 0);
+        -- The authorization cache (OCPP 1.6 section 3.5.1; stationd/auth/cache.py): the IdTagInfo
+        -- of idTags the backend answered for, list ids excepted. Written only by
+        -- stationd.auth.cache.AuthCache. Row order (rowid) is update order: an update deletes
+        -- and re-inserts the row, the smallest rowid is the least recently updated (evicted
+        -- first). updated_at: UTC 'YYYY-MM-DDTHH:MM:SSZ', the start of AuthCacheLifeTime.
+        CREATE TABLE auth_cache (
+            id_tag        TEXT PRIMARY KEY,
+            status        TEXT NOT NULL
+                          CHECK (status IN ('Accepted', 'Blocked', 'Expired', 'Invalid', 'ConcurrentTx')),
+            expiry        TEXT,
+            parent_id_tag TEXT,
+            updated_at    TEXT NOT NULL
+        );
+        """,
+    ),
 )
