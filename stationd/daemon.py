@@ -21,6 +21,10 @@ from datetime import datetime, timezone
 from . import __version__, logs
 from .config.installation import installation_values
 from .config.station_file import StationConfig
+from .auth.authorizer import Authorizer
+from .auth.cache import AuthCache
+from .auth.cards import CardHandler
+from .auth.local_list import LocalList
 from .auth.whitelist import Whitelist
 from .config.store import Change, ConfigStore
 from .core.sessions import SessionStore
@@ -107,7 +111,11 @@ class Daemon:
             whitelist = Whitelist(db)
             whitelist.purge_deleted()  # deleted entries are restorable until the daemon restarts
             core = StationCore(store, SessionStore(db, progress_db), connector_specs(self.config))
-            ocpp = OcppClient(self.config, store, db, core, request_restart=self.request_restart)
+            authorizer = Authorizer(store, LocalList(db), AuthCache(db), whitelist, core.clock)
+            ocpp = OcppClient(self.config, store, db, core, request_restart=self.request_restart,
+                              authorizer=authorizer)
+            CardHandler(core, store, authorizer, whitelist, online=ocpp.online, ask_backend=ocpp.ask_backend,
+                        clock=core.clock)
             cleanup.callback(ocpp.close)  # runs after core.shutdown (registered later, runs earlier)
             core.start()  # after every listener subscribed: a power cut's PowerLoss stops reach the outbox
             if self.world is None and needs_simulator(self.config):
@@ -124,6 +132,7 @@ class Daemon:
             components = [
                 Component("settings-watch", store.watch),
                 Component("whitelist-watch", whitelist.watch),
+                Component("local-list-watch", authorizer.local_list.watch),
                 Component("core-tick", lambda: _tick(core)),
                 Component("ocpp", ocpp.run, critical=False),
                 Component("ocpp-meter-values", ocpp.transactions.run, critical=False),

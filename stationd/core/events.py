@@ -89,3 +89,16 @@ class FaultChanged:
     code: str
     active: bool
     timestamp: datetime
+
+
+@dataclass(frozen=True)
+class EnrollmentChanged:
+    """The MasterSerial card opened (or the timeout closed) the window that adds cards locally."""
+
+    active: bool
+    until: datetime | None
+
+
+@dataclass(frozen=True)
+class CardEnrolled:
+    uid: str

@@ -20,10 +20,12 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..auth.authorizer import Authorizer
+from ..auth.id_tag_info import IdTagInfo
 from ..config.station_file import StationConfig
 from ..config.store import ConfigStore
 from ..config.value_types import Source
-from ..core.events import CardPresented, SessionStarted
+from ..core.events import SessionStarted
 from ..core.station import StationCore
 from ..hw.meters.signing import SignedReadings
 from ..storage import Database
@@ -49,11 +51,14 @@ METER_IDENTITY_TIMEOUT_S = 2.0
 
 class OcppClient:
     def __init__(self, config: StationConfig, store: ConfigStore, db: Database, core: StationCore, *,
-                 request_restart: Callable[[str], None],
+                 request_restart: Callable[[str], None], authorizer: Authorizer,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  monotonic: Callable[[], float] = time.monotonic, rng: random.Random | None = None,
                  sleep=asyncio.sleep):
         self.config, self.store, self.core = config, store, core
+        self.authorizer = authorizer
+        self.local_list, self.auth_cache = authorizer.local_list, authorizer.cache
+        store.provide("LocalListVersion", lambda: self.local_list.version)
         self._request_restart, self.clock, self._monotonic, self._sleep = request_restart, clock, monotonic, sleep
         self.outbox = Outbox(db, attempts=lambda: int(store.get("TransactionMessageAttempts")),
                              retry_interval=lambda: float(store.get("TransactionMessageRetryInterval")),
@@ -75,7 +80,6 @@ class OcppClient:
         self._id_tags: dict[int, str] = {}  # the idTag of each connector's latest session
         self._meter_readers: dict = {}
         self._meter_identity = None  # (type, serial) of the first connector's meter, once read
-        core.bus.subscribe(self._card_presented, CardPresented)
         core.bus.subscribe(lambda e: self._id_tags.__setitem__(e.session.connector_id, e.session.id_tag),
                            SessionStarted)
 
@@ -125,7 +129,7 @@ class OcppClient:
             self.manager.mark_stable()
             workers = [asyncio.create_task(self.status.run(self.call), name="ocpp-status"),
                        asyncio.create_task(self._heartbeats(), name="ocpp-heartbeat"),
-                       asyncio.create_task(self.outbox.run(self._call_checked, self.transactions.on_answer),
+                       asyncio.create_task(self.outbox.run(self._call_checked, self._on_answer),
                                            name="ocpp-outbox")]
             await receiving
         except ConnectionLost:
@@ -262,33 +266,29 @@ class OcppClient:
             payload["techInfo"] = tech_info[:255]
         self.outbox.enqueue("SecurityEventNotification", payload)
 
-    # ---- cards at the reader --------------------------------------------------------------
+    # ---- authorization ---------------------------------------------------------------------
 
-    def _card_presented(self, event: CardPresented) -> None:
-        if self.store.get("CsMode") == 1:
-            return  # free charging: cards are not needed
-        for connector in self.core.connectors.values():
-            session = connector.session
-            if session is not None and session.id_tag.lower() == event.uid.lower():
-                self.core.stop_session(connector.id, "Local", event.uid)
-                return
-        asyncio.get_running_loop().create_task(self._authorize(event.uid))
+    def online(self) -> bool:
+        """Connected and registered: the backend can be asked."""
+        return self.connected and self.accepted
 
-    async def _authorize(self, id_tag: str) -> None:
-        if self.connected and self.accepted:
+    async def ask_backend(self, id_tag: str) -> IdTagInfo | None:
+        """Authorize.req; None when the backend does not answer (the card is decided offline)."""
+        if not self.online():
+            return None
+        try:
+            answer = await self.call("Authorize", {"idTag": id_tag})
+            return IdTagInfo.from_ocpp(answer["idTagInfo"])
+        except Exception as exc:  # noqa: BLE001 - an unanswered Authorize is an offline one
+            log.warning("Authorize of %s got no usable answer (%s); deciding offline", id_tag, exc)
+            return None
+
+    def _on_answer(self, action: str, payload: dict, response: dict) -> None:
+        """Answers to queued messages: the transactions react; idTagInfo teaches the cache."""
+        self.transactions.on_answer(action, payload, response)
+        info, id_tag = response.get("idTagInfo"), payload.get("idTag")
+        if info is not None and id_tag:
             try:
-                info = (await self.call("Authorize", {"idTag": id_tag}))["idTagInfo"]
-            except Exception as exc:  # noqa: BLE001 - an unanswered Authorize is an offline one
-                log.warning("Authorize of %s failed (%s); deciding offline", id_tag, exc)
-            else:
-                if info["status"] == "Accepted":
-                    self.core.authorize(None, id_tag, info.get("parentIdTag"))
-                else:
-                    log.info("card %s refused by the backend: %s", id_tag, info["status"])
-                return
-        if self.store.get("AllowOfflineTxForUnknownId"):
-            log.info("backend unreachable: card %s accepted (AllowOfflineTxForUnknownId)", id_tag)
-            self.core.authorize(None, id_tag)
-        else:
-            log.info("backend unreachable: card %s not known locally; refused", id_tag)
-
+                self.authorizer.learn(id_tag, IdTagInfo.from_ocpp(info))
+            except ValueError as exc:
+                log.warning("%s.conf idTagInfo not usable: %s", action, exc)

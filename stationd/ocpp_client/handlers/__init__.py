@@ -7,6 +7,6 @@ error and NotImplementedError for an action the station knows but does not suppo
 
 from __future__ import annotations
 
-from . import core_profile, remote_trigger, reservation
+from . import core_profile, local_auth, remote_trigger, reservation
 
-HANDLERS = {**core_profile.HANDLERS, **remote_trigger.HANDLERS, **reservation.HANDLERS}
+HANDLERS = {**core_profile.HANDLERS, **local_auth.HANDLERS, **remote_trigger.HANDLERS, **reservation.HANDLERS}

@@ -97,10 +97,6 @@ async def unlock_connector(client, payload: dict) -> dict:
     return {"status": client.core.unlock(payload["connectorId"])}
 
 
-async def clear_cache(client, payload: dict) -> dict:
-    raise NotImplementedError("the authorization cache arrives with local authorization")
-
-
 HANDLERS = {
     "ChangeAvailability": change_availability,
     "ChangeConfiguration": change_configuration,
@@ -110,5 +106,4 @@ HANDLERS = {
     "RemoteStopTransaction": remote_stop_transaction,
     "Reset": reset,
     "UnlockConnector": unlock_connector,
-    "ClearCache": clear_cache,
 }
