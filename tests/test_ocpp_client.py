@@ -298,3 +298,57 @@ async def test_eaton_vendor_messages_follow_enabled_data_transfer(station: Stati
     assert json.loads(stop["data"]) == {"connectorId": 1, "reason": "EVDisconnected", "stopSource": "EV"}
     sent = {r.payload.get("messageId") for r in cs.messages(BOX) if r.action == "DataTransfer" and r.direction == "in"}
     assert "ChargeStopError" not in sent
+
+
+async def test_local_list_management(station: Station, cs: CentralSystem):
+    entry = lambda tag, status="Accepted": {"idTag": tag, "idTagInfo": {"status": status}}  # noqa: E731
+    assert await cs.call(BOX, "GetLocalListVersion", {}) == {"listVersion": 0}
+    full = {"listVersion": 1, "updateType": "Full", "localAuthorizationList": [entry("AEC78085"), entry("4b13b318")]}
+    assert (await cs.call(BOX, "SendLocalList", full))["status"] == "Accepted"
+    assert await cs.call(BOX, "GetLocalListVersion", {}) == {"listVersion": 1}
+    stale = {"listVersion": 1, "updateType": "Differential", "localAuthorizationList": [entry("x1")]}
+    assert (await cs.call(BOX, "SendLocalList", stale))["status"] == "VersionMismatch"
+    twice = {"listVersion": 2, "updateType": "Differential", "localAuthorizationList": [entry("x1"), entry("X1")]}
+    assert (await cs.call(BOX, "SendLocalList", twice))["status"] == "Failed"
+    assert station.station.ocpp.local_list.lookup("x1") is None  # a failed update changes nothing
+    delta = {"listVersion": 2, "updateType": "Differential",
+             "localAuthorizationList": [entry("x1", "Blocked"), {"idTag": "4b13b318"}]}
+    assert (await cs.call(BOX, "SendLocalList", delta))["status"] == "Accepted"
+    local_list = station.station.ocpp.local_list
+    assert local_list.lookup("X1").status == "Blocked" and local_list.lookup("4b13b318") is None
+    assert (await cs.call(BOX, "GetConfiguration", {"key": ["LocalListVersion"]}))["configurationKey"][0][
+        "value"] == "2"
+    assert (await cs.call(BOX, "ClearCache", {}))["status"] == "Accepted"
+    await cs.call(BOX, "ChangeConfiguration", {"key": "LocalAuthListEnabled", "value": "false"})
+    assert await cs.call(BOX, "GetLocalListVersion", {}) == {"listVersion": -1}
+    assert (await cs.call(BOX, "SendLocalList", full))["status"] == "NotSupported"
+
+
+async def test_a_listed_card_starts_offline_and_the_transaction_arrives_later(station: Station, cs: CentralSystem,
+                                                                               world: SimWorld):
+    for key, value in (("CsMode", "0"), ("RetryBackoffWaitMinimum", "0"), ("RetryBackoffRandomRange", "0")):
+        await cs.call(BOX, "ChangeConfiguration", {"key": key, "value": value})
+    await cs.call(BOX, "SendLocalList", {"listVersion": 1, "updateType": "Full", "localAuthorizationList": [
+        {"idTag": "aec78085", "idTagInfo": {"status": "Accepted"}}]})
+    cs.refuse_status = 503  # the backend goes away
+    await cs.disconnect(BOX)
+    await until(lambda: not station.station.ocpp.connected)
+    world.present_card("AEC78085")
+    world.plug(1)
+    await until(lambda: station.station.core.connectors[1].session is not None)
+    assert station.station.core.connectors[1].session.id_tag == "aec78085"
+    cs.refuse_status = None
+    start = (await cs.wait_for("StartTransaction", timeout=20)).payload
+    assert start["idTag"] == "aec78085"
+    assert not [r for r in cs.messages(BOX) if r.action == "Authorize" and r.direction == "in"]
+
+
+async def test_the_master_card_enrolls_the_next_cards(station: Station, world: SimWorld):
+    await asyncio.sleep(0.3)  # the reader is up
+    world.present_card("11111111")  # MasterSerial's default
+    await until(lambda: station.station.ocpp.online())
+    world.present_card("DEADBEEF")
+    whitelist = station.station.whitelist
+    await until(lambda: (whitelist.refresh_if_changed() or True) and whitelist.lookup("deadbeef") is not None)
+    assert whitelist.lookup("deadbeef").authorization == "accepted"
+    assert whitelist.lookup("11111111") is None
