@@ -13,28 +13,35 @@ import asyncio
 import contextlib
 import logging
 import signal
-from dataclasses import dataclass
-from pathlib import Path
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 from . import __version__, logs
-from .config.installation import installation_values
-from .config.station_file import StationConfig
 from .auth.authorizer import Authorizer
 from .auth.cache import AuthCache
 from .auth.cards import CardHandler
 from .auth.local_list import LocalList
 from .auth.whitelist import Whitelist
+from .config.installation import installation_values
+from .config.station_file import StationConfig
 from .config.store import Change, ConfigStore
 from .core.sessions import SessionStore
 from .core.station import StationCore
-from .hw.assembly import Hardware, build_hardware, connector_specs, needs_simulator, simulator_for
+from .hw.assembly import (
+    Hardware,
+    build_hardware,
+    connector_specs,
+    needs_simulator,
+    simulator_for,
+)
 from .hw.modbus_server import ModbusServer
 from .ocpp_client.client import OcppClient
 from .sdnotify import SystemdNotifier, run_watchdog
 from .storage import Database
 from .supervisor import Component, ComponentFailed, Supervisor
+from .system import system_edge
 
 log = logging.getLogger("stationd.daemon")
 
@@ -113,7 +120,7 @@ class Daemon:
             core = StationCore(store, SessionStore(db, progress_db), connector_specs(self.config))
             authorizer = Authorizer(store, LocalList(db), AuthCache(db), whitelist, core.clock)
             ocpp = OcppClient(self.config, store, db, core, request_restart=self.request_restart,
-                              authorizer=authorizer)
+                              authorizer=authorizer, system=system_edge(self.config.system_backend))
             CardHandler(core, store, authorizer, whitelist, online=ocpp.online, ask_backend=ocpp.ask_backend,
                         clock=core.clock)
             cleanup.callback(ocpp.close)  # runs after core.shutdown (registered later, runs earlier)

@@ -352,3 +352,19 @@ async def test_the_master_card_enrolls_the_next_cards(station: Station, world: S
     await until(lambda: (whitelist.refresh_if_changed() or True) and whitelist.lookup("deadbeef") is not None)
     assert whitelist.lookup("deadbeef").authorization == "accepted"
     assert whitelist.lookup("11111111") is None
+
+
+async def test_heartbeat_time_sets_the_clock_when_time_source_is_heartbeat(station: Station, cs: CentralSystem):
+    off = (datetime.now(timezone.utc) + timedelta(hours=2)).isoformat()
+    cs.respond("Heartbeat", {"currentTime": off}, times=1)
+    await cs.call(BOX, "ChangeConfiguration", {"key": "TimeSource", "value": "HeartBeat"})
+    await cs.call(BOX, "TriggerMessage", {"requestedMessage": "Heartbeat"})
+    event = await cs.wait_for("SecurityEventNotification", predicate=lambda r: r.payload["type"] == "SettingSystemTime")
+    assert "+7200 s" in event.payload["techInfo"]
+    assert station.station.ocpp.system.actions[0][0] == "set_time"  # dry run: recorded, not done
+    cs.respond("Heartbeat", {"currentTime": off}, times=1)
+    await cs.call(BOX, "ChangeConfiguration", {"key": "TimeSource", "value": "NTP"})
+    await cs.call(BOX, "TriggerMessage", {"requestedMessage": "Heartbeat"})
+    await cs.wait_for("Heartbeat", predicate=lambda r: r.seq > event.seq)
+    await asyncio.sleep(0.2)
+    assert len(station.station.ocpp.system.actions) == 1  # NTP keeps the clock: nothing set

@@ -29,6 +29,7 @@ from ..core.events import SessionStarted
 from ..core.station import StationCore
 from ..hw.meters.signing import SignedReadings
 from ..storage import Database
+from ..system import SystemEdge
 from .boot import boot_payload
 from .connection import ConnectionManager
 from .errors import CallError, ConnectionLost
@@ -47,16 +48,17 @@ RESET_FLUSH_S = 10.0  # how long a Reset waits for the StopTransactions to be de
 DAY_S = 86400
 CONNECTION_STATE_FILE = "ocpp-connection.json"
 METER_IDENTITY_TIMEOUT_S = 2.0
+CLOCK_TOLERANCE_S = 2.0
 
 
 class OcppClient:
     def __init__(self, config: StationConfig, store: ConfigStore, db: Database, core: StationCore, *,
-                 request_restart: Callable[[str], None], authorizer: Authorizer,
+                 request_restart: Callable[[str], None], authorizer: Authorizer, system: SystemEdge,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  monotonic: Callable[[], float] = time.monotonic, rng: random.Random | None = None,
                  sleep=asyncio.sleep):
         self.config, self.store, self.core = config, store, core
-        self.authorizer = authorizer
+        self.authorizer, self.system = authorizer, system
         self.local_list, self.auth_cache = authorizer.local_list, authorizer.cache
         store.provide("LocalListVersion", lambda: self.local_list.version)
         self._request_restart, self.clock, self._monotonic, self._sleep = request_restart, clock, monotonic, sleep
@@ -80,6 +82,7 @@ class OcppClient:
         self._id_tags: dict[int, str] = {}  # the idTag of each connector's latest session
         self._meter_readers: dict = {}
         self._meter_identity = None  # (type, serial) of the first connector's meter, once read
+        self._background: set[asyncio.Task] = set()
         core.bus.subscribe(lambda e: self._id_tags.__setitem__(e.session.connector_id, e.session.id_tag),
                            SessionStarted)
 
@@ -234,12 +237,22 @@ class OcppClient:
         self._apply_time(response.get("currentTime"))
 
     def _apply_time(self, current_time: str | None) -> None:
+        """TimeSource HeartBeat: the backend's currentTime sets the clock when it is more than
+        CLOCK_TOLERANCE_S off (BootNotification.conf and Heartbeat.conf)."""
         if not current_time or self.store.get("TimeSource") != "HeartBeat":
             return
-        offset = (parse_ocpp_time(current_time) - self.clock()).total_seconds()
-        if abs(offset) > 2:
-            # The system edge (later) sets the clock; today the offset is reported.
-            log.warning("the backend's clock differs from the station's by %.0f s", offset)
+        backend_time = parse_ocpp_time(current_time)
+        offset = (backend_time - self.clock()).total_seconds()
+        if abs(offset) <= CLOCK_TOLERANCE_S:
+            return
+        log.warning("the station's clock is %.0f s off the backend's; setting it", -offset)
+        task = asyncio.get_running_loop().create_task(self._set_time(backend_time, offset))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _set_time(self, moment: datetime, offset: float) -> None:
+        if await self.system.set_time(moment):
+            self.security_event("SettingSystemTime", f"set from the backend's currentTime ({offset:+.0f} s)")
 
     # ---- actions the handlers start ------------------------------------------------------
 
