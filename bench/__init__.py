@@ -12,6 +12,10 @@ the repository root says how each figure is measured and holds the latest full r
   SimWorld and Daemon in one process;
 * :mod:`bench.daemon_cpu` — ``stationd run`` and ``firmware_sim`` as separate processes:
   daemon CPU idle and charging, resident memory;
+* :mod:`bench.ocpp` — replay of queued transaction messages against the loopback round trip,
+  RFID tap → StartTransaction, process start → BootNotification;
+* :mod:`bench.auth` — authorization decisions with 100,000 list and 10,000 cache entries,
+  CSV import/export and SendLocalList of 100,000 cards;
 * :mod:`bench.__main__` — the command line, the table, ``results.json`` and the list of
   benchmarks (``BENCHMARKS``): a new benchmark is a module with a function
   ``run(quick) -> list[Figure]`` plus one line there.

@@ -46,6 +46,7 @@ BENCHMARKS: list[Benchmark] = [
     Benchmark("latency", "bench.latency", "controller Status → core, core limit → controller PWM, over a pty"),
     Benchmark("daemon_cpu", "bench.daemon_cpu", "daemon CPU idle and charging, RSS, 4 connectors"),
     Benchmark("ocpp", "bench.ocpp", "outbox replay vs. loopback RTT, RFID tap → StartTransaction, start → boot"),
+    Benchmark("auth", "bench.auth", "offline authorization decision, whitelist CSV import/export, SendLocalList 100k"),
 ]
 
 

@@ -118,11 +118,12 @@ class Daemon:
             whitelist = Whitelist(db)
             whitelist.purge_deleted()  # deleted entries are restorable until the daemon restarts
             core = StationCore(store, SessionStore(db, progress_db), connector_specs(self.config))
-            authorizer = Authorizer(store, LocalList(db), AuthCache(db), whitelist, core.clock)
+            authorizer = Authorizer(store, LocalList(db), AuthCache(db), whitelist, core.clock,
+                                    on_conflict=lambda id_tag: _report_list_conflict(core))
             ocpp = OcppClient(self.config, store, db, core, request_restart=self.request_restart,
                               authorizer=authorizer, system=system_edge(self.config.system_backend))
-            CardHandler(core, store, authorizer, whitelist, online=ocpp.online, ask_backend=ocpp.ask_backend,
-                        clock=core.clock)
+            cards = CardHandler(core, store, authorizer, whitelist, online=ocpp.online,
+                                ask_backend=ocpp.ask_backend, clock=core.clock)
             cleanup.callback(ocpp.close)  # runs after core.shutdown (registered later, runs earlier)
             core.start()  # after every listener subscribed: a power cut's PowerLoss stops reach the outbox
             if self.world is None and needs_simulator(self.config):
@@ -140,7 +141,7 @@ class Daemon:
                 Component("settings-watch", store.watch),
                 Component("whitelist-watch", whitelist.watch),
                 Component("local-list-watch", authorizer.local_list.watch),
-                Component("core-tick", lambda: _tick(core)),
+                Component("core-tick", lambda: _tick(core, cards)),
                 Component("ocpp", ocpp.run, critical=False),
                 Component("ocpp-meter-values", ocpp.transactions.run, critical=False),
                 Component("modbus-server", ModbusServer.from_config(
@@ -207,10 +208,17 @@ class Daemon:
             log.error("components did not stop within %.0f s; leaving them behind", self.shutdown_timeout)
 
 
-async def _tick(core: StationCore) -> None:
+async def _tick(core: StationCore, cards: CardHandler) -> None:
     while True:
         core.tick()
+        cards.tick()
         await asyncio.sleep(1.0)
+
+
+def _report_list_conflict(core: StationCore) -> None:
+    """LocalListConflict on connector 0: reported (StatusNotification), then cleared."""
+    core.station_fault("LocalListConflict", True, source="auth")
+    core.station_fault("LocalListConflict", False, source="auth")
 
 
 def _apply_log_level(change: Change) -> None:

@@ -194,7 +194,7 @@ MATRIX = [
          (False, "whitelist"), keys={**WL_LOCAL, **UNKNOWN_OK}),
     Case("offline whitelist accepted, LocalAuthorizeOffline off", ("wl:accepted",), OFFLINE,
          (False, "whitelist"), keys={**WL_LOCAL, **LAO_OFF}),
-    Case("offline whitelist ignored with WhitelistSource OCPP", ("wl:accepted",), OFFLINE, (False, "offline rule")),
+    Case("offline whitelist consulted after the OCPP list too", ("wl:accepted",), OFFLINE, (True, "whitelist")),
     Case("offline local list ignored with WhitelistSource Local", ("list:Accepted",), OFFLINE,
          (False, "offline rule"), keys=WL_LOCAL),
     Case("offline whitelist wins over the cache", ("cache:Accepted", "wl:blocked"), OFFLINE,

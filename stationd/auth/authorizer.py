@@ -1,9 +1,11 @@
 """Who may charge: the OCPP 1.6 authorization rules over the local lists, the cache and the backend.
 
-Where a card is known locally:
+Where a card is known locally, in this order:
 * ``WhitelistSource`` OCPP: the list the backend manages (SendLocalList), when
-  ``LocalAuthListEnabled``; ``Local``: the technician's whitelist (CSV), consulted while the
-  backend is unreachable ("offline only", as the vendor's Users page says).
+  ``LocalAuthListEnabled``;
+* while the backend is unreachable, the technician's whitelist (CSV, and the cards enrolled at
+  the station with the master card): with ``WhitelistSource`` Local it is the station's only
+  list ("offline only", as the vendor's Users page says); with OCPP it comes after the backend's;
 * then the authorization cache (``AuthorizationCacheEnabled``, entries younger than
   ``AuthCacheLifeTime``), which learns from every answer the backend gives. A list's card never
   enters the cache: the list wins.
@@ -53,9 +55,10 @@ class Decision:
 
 class Authorizer:
     def __init__(self, store: ConfigStore, local_list: LocalList, cache: AuthCache, whitelist: Whitelist,
-                 clock: Callable[[], datetime]):
+                 clock: Callable[[], datetime], *, on_conflict: Callable[[str], None] = lambda id_tag: None):
         self.store, self.local_list, self.cache, self.whitelist, self.clock = (
             store, local_list, cache, whitelist, clock)
+        self._on_conflict = on_conflict  # the backend contradicts its own local list (LocalListConflict)
 
     async def authorize(self, id_tag: str, *, online: bool, ask_backend: AskBackend) -> Decision:
         try:
@@ -68,6 +71,10 @@ class Authorizer:
                 return self._decided(id_tag, known[1], known[0])
             answer = await ask_backend(id_tag)
             if answer is not None:
+                if known is not None and known[0] == "local list" and known[1].status != answer.status:
+                    log.warning("local list says %s for %s, the backend %s (LocalListConflict)",
+                                known[1].status, id_tag, answer.status)
+                    self._on_conflict(id_tag)
                 self.learn(id_tag, answer)
                 return self._decided(id_tag, answer, "backend")
             known = self.known_locally(id_tag, online=False)  # no answer: decide as offline
@@ -80,12 +87,11 @@ class Authorizer:
 
     def known_locally(self, id_tag: str, *, online: bool) -> tuple[str, IdTagInfo] | None:
         """(source, what it says) of the first local source that knows the card."""
-        if self.store.get("WhitelistSource") == "OCPP":
-            if self.store.get("LocalAuthListEnabled"):
-                listed = self.local_list.lookup(id_tag)
-                if listed is not None:
-                    return "local list", listed
-        elif not online:
+        if self._list_in_use():
+            listed = self.local_list.lookup(id_tag)
+            if listed is not None:
+                return "local list", listed
+        if not online:
             entry = self.whitelist.lookup(id_tag)
             if entry is not None:
                 return "whitelist", IdTagInfo(entry.status_at(self.clock()), entry.expiry, entry.gid)
@@ -99,12 +105,15 @@ class Authorizer:
         """An IdTagInfo from the backend (Authorize, StartTransaction, StopTransaction .conf)."""
         if not self.store.get("AuthorizationCacheEnabled"):
             return
-        if self.local_list.lookup(id_tag) is not None:
+        if self._list_in_use() and self.local_list.lookup(id_tag) is not None:
             return  # list ids never enter the cache
         try:
             self.cache.update(id_tag, info)
         except (InvalidUid, ValueError) as exc:
             log.warning("not caching the answer for %s: %s", id_tag, exc)
+
+    def _list_in_use(self) -> bool:
+        return self.store.get("WhitelistSource") == "OCPP" and bool(self.store.get("LocalAuthListEnabled"))
 
     def _accepted(self, info: IdTagInfo) -> bool:
         return info.status_at(self.clock()) == ACCEPTED

@@ -37,6 +37,7 @@ class CardHandler:
         self._online, self._ask_backend, self._clock = online, ask_backend, clock
         self.enrolling_until: datetime | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._deciding: set[str] = set()  # cards whose authorization is under way
         core.bus.subscribe(self._presented, CardPresented)
 
     def _presented(self, event: CardPresented) -> None:
@@ -58,7 +59,13 @@ class CardHandler:
             if connector.session is not None and connector.session.id_tag.lower() == uid:
                 self.core.stop_session(connector.id, "Local", uid)
                 return
-        decision = await self.authorizer.authorize(uid, online=self._online(), ask_backend=self._ask_backend)
+        if uid in self._deciding:
+            return  # tapped again while the backend is still being asked: one decision is enough
+        self._deciding.add(uid)
+        try:
+            decision = await self.authorizer.authorize(uid, online=self._online(), ask_backend=self._ask_backend)
+        finally:
+            self._deciding.discard(uid)
         parent = decision.parent_id_tag
         if decision.accepted and parent:
             for connector in self.core.connectors.values():
@@ -73,6 +80,13 @@ class CardHandler:
         if not result.accepted:
             log.info("card %s accepted (%s) but no connector can take it: %s", uid, decision.source, result.reason)
 
+    def tick(self) -> None:
+        """Close an enrollment window whose time ran out (call every second)."""
+        if self.enrolling_until is not None and self._clock() >= self.enrolling_until:
+            self.enrolling_until = None
+            log.info("enrollment closed")
+            self.core.bus.publish(EnrollmentChanged(False, None))
+
     def _enrollment(self, uid: str) -> bool:
         """True when the card was the master card or was enrolled."""
         now = self._clock()
@@ -81,11 +95,8 @@ class CardHandler:
             self._open_window(now)
             log.info("master card: enrollment open for %d s", ENROLLMENT_S)
             return True
+        self.tick()
         if self.enrolling_until is None:
-            return False
-        if now >= self.enrolling_until:
-            self.enrolling_until = None
-            self.core.bus.publish(EnrollmentChanged(False, None))
             return False
         try:
             self.whitelist.add(uid)

@@ -62,6 +62,7 @@ FAULTS = {f.code: f for f in (
     Fault("HeartbeatTimeout", CONNECTOR, True, "the controller missed the station's heartbeat and went safe"),
     Fault("CableRatingInvalid", CONNECTOR, True, "the cable's proximity resistor is out of range"),
     Fault("TamperDetected", STATION, True, "front door or cover open (TamperDetectionEnabled)"),
+    Fault("LocalListConflict", STATION, False, "the backend's answer contradicts its local list"),
 )}
 
 
