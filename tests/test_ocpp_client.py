@@ -368,3 +368,11 @@ async def test_heartbeat_time_sets_the_clock_when_time_source_is_heartbeat(stati
     await cs.wait_for("Heartbeat", predicate=lambda r: r.seq > event.seq)
     await asyncio.sleep(0.2)
     assert len(station.station.ocpp.system.actions) == 1  # NTP keeps the clock: nothing set
+
+
+async def test_server_mode_offline_disconnects_and_online_connects_again(station: Station, cs: CentralSystem):
+    assert (await cs.call(BOX, "ChangeConfiguration", {"key": "ServerMode", "value": "Offline"}))[
+        "status"] == "Accepted"
+    await until(lambda: not cs.connected(BOX))
+    station.store.set("ServerMode", "Online")
+    await cs.wait_connected(BOX, timeout=20)

@@ -101,20 +101,36 @@ class OcppClient:
     # ---- running ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect and serve while ServerMode is Online; a stand-alone station waits for it."""
-        online = asyncio.Event()
-        unsubscribe = self.store.subscribe(lambda change: online.set(), names=["ServerMode"])
+        """Connect and serve while ServerMode is Online; a stand-alone station (Offline) waits,
+        and switching to Offline at run time closes the connection."""
+        mode_changed = asyncio.Event()
+        unsubscribe = self.store.subscribe(lambda change: mode_changed.set(), names=["ServerMode"])
         try:
-            while self.store.get("ServerMode") != "Online":
-                online.clear()
-                log.info("ServerMode is Offline: the station runs stand-alone, without a backend")
-                await online.wait()
+            while True:
+                while not self._online_mode():
+                    log.info("ServerMode is Offline: the station runs stand-alone, without a backend")
+                    mode_changed.clear()
+                    await mode_changed.wait()
+                if not self._started_event_sent:
+                    self.security_event("StartupOfTheDevice", "stationd started")
+                    self._started_event_sent = True
+                connection = asyncio.create_task(self.manager.run(self._session), name="ocpp-connection")
+                while self._online_mode() and not connection.done():
+                    mode_changed.clear()
+                    waiter = asyncio.create_task(mode_changed.wait())
+                    await asyncio.wait({connection, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                if connection.done():
+                    connection.result()
+                    return
+                log.info("ServerMode changed to Offline: closing the connection to the backend")
+                await self.manager.stop()
+                await connection
         finally:
             unsubscribe()
-        if not self._started_event_sent:
-            self.security_event("StartupOfTheDevice", "stationd started")
-            self._started_event_sent = True
-        await self.manager.run(self._session)
+
+    def _online_mode(self) -> bool:
+        return self.store.get("ServerMode") == "Online"
 
     async def _session(self, websocket) -> None:
         rpc = RpcEndpoint(websocket, self._dispatch)
