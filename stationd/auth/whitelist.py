@@ -358,27 +358,20 @@ class Whitelist:
         return self._set_authorization(uid, ACCEPTED)
 
     def _set_authorization(self, uid: str, authorization: str) -> Entry:
-        key = normalize_uid(uid)
-        with self.db.transaction():
-            version, now = self._bump(), self._now()
-            cursor = self.db.execute(
-                f"UPDATE whitelist SET authorization = ?, updated_at = ?, changed_in = ? WHERE uid = ? AND {_LIVE}",
-                (authorization, now, version, key))
-            if cursor.rowcount == 0:
-                raise self._not_live(key)
-        self._after_write()
-        entry = self.get(key)
-        assert entry is not None
-        return entry
+        return self._update_live(uid, "authorization = ?", lambda now: (authorization,))
 
     def delete(self, uid: str) -> Entry:
         """Delete ``uid``; it stays restorable until the daemon starts again."""
+        return self._update_live(uid, "deleted_at = ?, deleted_boot = ?", lambda now: (now, self._boot()))
+
+    def _update_live(self, uid: str, assignments: str, values: Callable[[str], tuple]) -> Entry:
+        """Change a live (not deleted) entry in one transaction; UnknownUid if there is none."""
         key = normalize_uid(uid)
         with self.db.transaction():
             version, now = self._bump(), self._now()
             cursor = self.db.execute(
-                f"UPDATE whitelist SET deleted_at = ?, deleted_boot = ?, updated_at = ?, changed_in = ? "
-                f"WHERE uid = ? AND {_LIVE}", (now, self._boot(), now, version, key))
+                f"UPDATE whitelist SET {assignments}, updated_at = ?, changed_in = ? WHERE uid = ? AND {_LIVE}",
+                (*values(now), now, version, key))
             if cursor.rowcount == 0:
                 raise self._not_live(key)
         self._after_write()
