@@ -209,4 +209,28 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        6,
+        "charging profiles",
+        """
+        -- The installed OCPP smart-charging profiles (SetChargingProfile; stationd/smart_charging/
+        -- profile_store.py), written only through stationd.smart_charging.ProfileStore.
+        -- profile_id: the chargingProfileId (unique on the station: the same id replaces).
+        -- connector_id: 0 = the whole station. purpose / stack_level / transaction_id are copies of
+        -- fields of the profile for the replacement and clear rules; profile: the profile as
+        -- OCPP JSON (csChargingProfiles, limits already rounded down to 0.1).
+        -- installed_at: UTC 'YYYY-MM-DDTHH:MM:SSZ'.
+        CREATE TABLE charging_profiles (
+            profile_id     INTEGER PRIMARY KEY,
+            connector_id   INTEGER NOT NULL CHECK (connector_id >= 0),
+            purpose        TEXT NOT NULL
+                           CHECK (purpose IN ('ChargePointMaxProfile', 'TxDefaultProfile', 'TxProfile')),
+            stack_level    INTEGER NOT NULL,
+            transaction_id INTEGER,
+            profile        TEXT NOT NULL,
+            installed_at   TEXT NOT NULL
+        );
+        CREATE INDEX charging_profiles_by_connector ON charging_profiles(connector_id);
+        """,
+    ),
 )
