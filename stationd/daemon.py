@@ -38,6 +38,7 @@ from .hw.assembly import (
 )
 from .hw.modbus_server import ModbusServer
 from .ocpp_client.client import OcppClient
+from .smart_charging import ProfileStore
 from .sdnotify import SystemdNotifier, run_watchdog
 from .storage import Database
 from .supervisor import Component, ComponentFailed, Supervisor
@@ -121,7 +122,8 @@ class Daemon:
             authorizer = Authorizer(store, LocalList(db), AuthCache(db), whitelist, core.clock,
                                     on_conflict=lambda id_tag: _report_list_conflict(core))
             ocpp = OcppClient(self.config, store, db, core, request_restart=self.request_restart,
-                              authorizer=authorizer, system=system_edge(self.config.system_backend))
+                              authorizer=authorizer, system=system_edge(self.config.system_backend),
+                              profiles=ProfileStore(db))
             cards = CardHandler(core, store, authorizer, whitelist, online=ocpp.online,
                                 ask_backend=ocpp.ask_backend, clock=core.clock)
             cleanup.callback(ocpp.close)  # runs after core.shutdown (registered later, runs earlier)
@@ -144,6 +146,7 @@ class Daemon:
                 Component("core-tick", lambda: _tick(core, cards)),
                 Component("ocpp", ocpp.run, critical=False),
                 Component("ocpp-meter-values", ocpp.transactions.run, critical=False),
+                Component("smart-charging", ocpp.profile_applier.run, critical=False),
                 Component("modbus-server", ModbusServer.from_config(
                     core, store, self.config.modbus_server, enabled=lambda: store.get("ModbusServerEnabled")).run,
                     critical=False),

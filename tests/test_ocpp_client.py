@@ -376,3 +376,54 @@ async def test_server_mode_offline_disconnects_and_online_connects_again(station
     await until(lambda: not cs.connected(BOX))
     station.store.set("ServerMode", "Online")
     await cs.wait_connected(BOX, timeout=20)
+
+
+def tx_default(limit: float, *, profile_id: int = 1, stack: int = 0, unit: str = "A") -> dict:
+    return {"chargingProfileId": profile_id, "stackLevel": stack, "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": {"chargingRateUnit": unit, "chargingSchedulePeriod": [{"startPeriod": 0,
+                                                                                        "limit": limit}]}}
+
+
+async def test_a_charging_profile_lowers_the_pwm_and_clearing_it_restores(station: Station, cs: CentralSystem,
+                                                                           world: SimWorld):
+    world.plug(1)
+    world.charge(1, 16, 3)
+    await until(lambda: world.state()["connectors"][0]["pwm_current_a"] == 16.0)
+    answer = await cs.call(BOX, "SetChargingProfile", {"connectorId": 1, "csChargingProfiles": tx_default(10.27)},
+                           validate=False)  # a backend sending a limit that is no multiple of 0.1
+    assert answer == {"status": "Accepted"}
+    await until(lambda: world.state()["connectors"][0]["pwm_current_a"] == 10.2, timeout=5)  # within a second
+    composite = await cs.call(BOX, "GetCompositeSchedule", {"connectorId": 1, "duration": 3600})
+    assert composite["status"] == "Accepted"
+    assert composite["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 10.2
+    in_watts = await cs.call(BOX, "GetCompositeSchedule", {"connectorId": 1, "duration": 60, "chargingRateUnit": "W"})
+    assert in_watts["chargingSchedule"]["chargingRateUnit"] == "W"
+    assert (await cs.call(BOX, "SetChargingProfile", {"connectorId": 1, "csChargingProfiles": tx_default(4, profile_id=2,
+                                                                                                          stack=1)}))[
+        "status"] == "Accepted"
+    await cs.wait_for("StatusNotification", predicate=lambda r: r.payload["status"] == "SuspendedEVSE")
+    await until(lambda: world.state()["connectors"][0]["pwm_current_a"] == 0)  # below 6 A: paused, no illegal PWM
+    assert (await cs.call(BOX, "ClearChargingProfile", {}))["status"] == "Accepted"
+    await until(lambda: world.state()["connectors"][0]["pwm_current_a"] == 16.0, timeout=5)
+    assert (await cs.call(BOX, "ClearChargingProfile", {"id": 99}))["status"] == "Unknown"
+    bad = tx_default(10)
+    bad["chargingProfilePurpose"] = "TxProfile"  # no transaction id given: bound to the running one
+    assert (await cs.call(BOX, "SetChargingProfile", {"connectorId": 2, "csChargingProfiles": bad}))[
+        "status"] == "Rejected"  # no transaction on connector 2
+
+
+async def test_remote_start_with_a_tx_profile(station: Station, cs: CentralSystem, world: SimWorld):
+    await cs.call(BOX, "ChangeConfiguration", {"key": "CsMode", "value": "0"})
+    world.plug(1)
+    world.charge(1, 16, 3)
+    profile = tx_default(8)
+    profile["chargingProfilePurpose"] = "TxProfile"
+    answer = await cs.call(BOX, "RemoteStartTransaction", {"connectorId": 1, "idTag": "aec78085",
+                                                           "chargingProfile": profile})
+    assert answer == {"status": "Accepted"}
+    await cs.wait_for("StartTransaction")
+    await until(lambda: world.state()["connectors"][0]["pwm_current_a"] == 8.0, timeout=5)
+    world.unplug(1)
+    await cs.wait_for("StopTransaction")
+    await until(lambda: station.station.ocpp.profiles.all() == [], timeout=5)  # it ended with its transaction

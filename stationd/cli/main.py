@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import config_cmd, demo_cmd, run_cmd, whitelist_cmd
+from . import config_cmd, demo_cmd, firmware_cmd, run_cmd, whitelist_cmd
 from .parser import Parser
 
 
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_cmd.add_commands(commands)
     demo_cmd.add_commands(commands)
     whitelist_cmd.add_commands(commands)
+    firmware_cmd.add_commands(commands)
     version = commands.add_parser("version", help="print the version", description="Print stationd's version.")
     version.set_defaults(handler=lambda args: print(f"stationd {__version__}") or 0)
     return parser

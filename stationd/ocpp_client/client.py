@@ -25,15 +25,18 @@ from ..auth.id_tag_info import IdTagInfo
 from ..config.station_file import StationConfig
 from ..config.store import ConfigStore
 from ..config.value_types import Source
-from ..core.events import SessionStarted
+from ..core.events import SessionEnded, SessionStarted
 from ..core.station import StationCore
 from ..hw.meters.signing import SignedReadings
+from ..smart_charging import InvalidProfile, ProfileStore
+from ..smart_charging.applier import ProfileApplier
 from ..storage import Database
 from ..system import SystemEdge
 from .boot import boot_payload
 from .connection import ConnectionManager
 from .errors import CallError, ConnectionLost
 from .handlers import HANDLERS
+from .handlers.smart_charging import parse_profile
 from .outbox import Outbox
 from .rpc import RpcEndpoint, check_request
 from .status import StatusReporter
@@ -54,11 +57,12 @@ CLOCK_TOLERANCE_S = 2.0
 class OcppClient:
     def __init__(self, config: StationConfig, store: ConfigStore, db: Database, core: StationCore, *,
                  request_restart: Callable[[str], None], authorizer: Authorizer, system: SystemEdge,
+                 profiles: ProfileStore,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  monotonic: Callable[[], float] = time.monotonic, rng: random.Random | None = None,
                  sleep=asyncio.sleep):
         self.config, self.store, self.core = config, store, core
-        self.authorizer, self.system = authorizer, system
+        self.authorizer, self.system, self.profiles = authorizer, system, profiles
         self.local_list, self.auth_cache = authorizer.local_list, authorizer.cache
         store.provide("LocalListVersion", lambda: self.local_list.version)
         self._request_restart, self.clock, self._monotonic, self._sleep = request_restart, clock, monotonic, sleep
@@ -70,6 +74,9 @@ class OcppClient:
                                          send_direct=self._send_direct,
                                          reporting=lambda: store.get("ServerMode") == "Online")
         self.vendor_messages = VendorMessages(core, store, self._send_direct)
+        self.profile_applier = ProfileApplier(core, store, profiles, self.outbox.transaction_id)
+        self._pending_tx_profiles: dict[int, dict] = {}  # connector -> RemoteStart's TxProfile
+        core.bus.subscribe(lambda e: self.profile_applier.transaction_ended(e.session.session_id), SessionEnded)
         self.manager = ConnectionManager(store, ca_file=config.ocpp.ca_file,
                                          state_file=Path(config.data_dir) / CONNECTION_STATE_FILE,
                                          on_event=self.security_event, rng=rng or random.Random(), sleep=sleep)
@@ -295,6 +302,17 @@ class OcppClient:
             payload["techInfo"] = tech_info[:255]
         self.outbox.enqueue("SecurityEventNotification", payload)
 
+    def _install_remote_start_profile(self, connector_id: int, transaction_id: int | None) -> None:
+        data = self._pending_tx_profiles.pop(connector_id)
+        try:
+            profile = parse_profile(self, data)
+        except InvalidProfile as problem:
+            log.warning("RemoteStartTransaction's charging profile not usable: %s", problem.reason)
+            return
+        result = self.profiles.install(connector_id, profile, active_transaction=transaction_id, now=self.clock())
+        log.info("RemoteStartTransaction's charging profile: %s %s", result.status, result.reason or "")
+        self.profile_applier.changed()
+
     # ---- authorization ---------------------------------------------------------------------
 
     def online(self) -> bool:
@@ -312,9 +330,15 @@ class OcppClient:
             log.warning("Authorize of %s got no usable answer (%s); deciding offline", id_tag, exc)
             return None
 
+    def remember_remote_start_profile(self, connector_id: int, profile: dict) -> None:
+        """RemoteStartTransaction's TxProfile: installed once the transaction has its id."""
+        self._pending_tx_profiles[connector_id] = profile
+
     def _on_answer(self, action: str, payload: dict, response: dict) -> None:
         """Answers to queued messages: the transactions react; idTagInfo teaches the cache."""
         self.transactions.on_answer(action, payload, response)
+        if action == "StartTransaction" and payload.get("connectorId") in self._pending_tx_profiles:
+            self._install_remote_start_profile(payload["connectorId"], response.get("transactionId"))
         info, id_tag = response.get("idTagInfo"), payload.get("idTag")
         if info is not None and id_tag:
             try:

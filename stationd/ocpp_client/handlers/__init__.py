@@ -7,6 +7,7 @@ error and NotImplementedError for an action the station knows but does not suppo
 
 from __future__ import annotations
 
-from . import core_profile, local_auth, remote_trigger, reservation
+from . import core_profile, local_auth, remote_trigger, reservation, smart_charging
 
-HANDLERS = {**core_profile.HANDLERS, **local_auth.HANDLERS, **remote_trigger.HANDLERS, **reservation.HANDLERS}
+HANDLERS = {**core_profile.HANDLERS, **local_auth.HANDLERS, **remote_trigger.HANDLERS, **reservation.HANDLERS,
+            **smart_charging.HANDLERS}

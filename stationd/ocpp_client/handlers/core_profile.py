@@ -64,9 +64,9 @@ async def remote_start_transaction(client, payload: dict) -> dict:
     profile = payload.get("chargingProfile")
     if profile is not None and profile.get("chargingProfilePurpose") != "TxProfile":
         return {"status": "Rejected"}
-    if profile is not None:
-        log.warning("RemoteStartTransaction: its charging profile is not applied yet (smart charging comes later)")
     result = client.core.authorize(connector_id, payload["idTag"])
+    if profile is not None and result.accepted and result.connector_id is not None:
+        client.remember_remote_start_profile(result.connector_id, profile)
     if not result.accepted:
         log.info("RemoteStartTransaction for %s refused: %s", payload["idTag"], result.reason)
     return {"status": "Accepted" if result.accepted else "Rejected"}
