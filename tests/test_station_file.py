@@ -699,7 +699,8 @@ def test_tls_files_come_in_pairs(tmp_path):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("127.0.0.1:8443", ("127.0.0.1", 8443)), ("[::1]:8443", ("::1", 8443)), ("localhost:0", ("localhost", 0)),
-     ("192.168.32.1:443", ("192.168.32.1", 443)), ("0.0.0.0:502", ("0.0.0.0", 502)), ("[::]:1502", ("::", 1502)),
+     ("192.168.32.1:443", ("192.168.32.1", 443)),  # example: the device's own bind string, parsed only
+     ("0.0.0.0:502", ("0.0.0.0", 502)), ("[::]:1502", ("::", 1502)),
      ("station-1.local:80", ("station-1.local", 80))],
 )
 def test_parse_bind(text, expected):
