@@ -211,3 +211,14 @@ def test_a_cli_process_changes_what_a_running_reader_sees(data_dir):
     assert reader.change_counter() > counter
     assert reader.lookup("c0ffee00").blocked
     reader.db.close()
+
+
+def test_list_says_when_an_accepted_card_has_expired(data_dir, capsys):
+    assert run(["whitelist", "add", "aec78085", "--expiry", "2020-01-01T12:00:00", "--data-dir", str(data_dir)],
+               capsys)[0] == 0
+    assert run(["whitelist", "add", "4b13b318", "--data-dir", str(data_dir)], capsys)[0] == 0
+    status, out, _ = run(["whitelist", "list", "--data-dir", str(data_dir)], capsys)
+    assert status == 0
+    rows = {line.split()[1]: line for line in out.splitlines()[1:]}
+    assert "accepted (expired)" in rows["aec78085"]
+    assert "expired" not in rows["4b13b318"]

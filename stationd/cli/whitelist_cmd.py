@@ -12,6 +12,7 @@ import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ..auth.csv_io import EXPORT_FILENAME, import_csv, iter_csv, max_file_bytes
@@ -196,9 +197,11 @@ def _write_atomically(path: Path, chunks) -> int:
 # ----------------------------------------------------------------------------- list / edit
 def cmd_list(args: argparse.Namespace, whitelist: Whitelist) -> int:
     entries = whitelist.entries(include_deleted=args.all)
+    now = datetime.now(timezone.utc)
     columns = ["#", "UID", "GID", "EXPIRY", "AUTHORIZATION"] + (["STATE"] if args.all else [])
     table = [
-        [str(number), entry.uid, entry.gid or "", format_expiry(entry.expiry), entry.authorization]
+        [str(number), entry.uid, entry.gid or "", format_expiry(entry.expiry),
+         entry.authorization + (" (expired)" if entry.expired(now) else "")]
         + (["deleted" if entry.deleted else ""] if args.all else [])
         for number, entry in enumerate(entries, start=1)
     ]
