@@ -30,6 +30,7 @@ from typing import Any, Self
 
 from stationd.hw.evse_protocol import (
     FAULT_BY_NAME,
+    PP_RATINGS_A,
     CanLink,
     ConnectorType,
     LockState,
@@ -53,7 +54,7 @@ CONNECTOR_TYPES: dict[str, ConnectorType] = {
 }
 TRANSPORTS = ("serial", "can")
 #: Proximity pilot ratings a plugged cable can have (A).
-CABLE_RATINGS_A: tuple[int, ...] = (13, 20, 32, 63)
+CABLE_RATINGS_A: tuple[int, ...] = tuple(r for r in PP_RATINGS_A if r)  # 0 = no cable
 #: Fault codes (SPEC.md §7) some simulated part can produce: the controller's plus the meter's.
 FAULT_CODES: tuple[str, ...] = (*CONTROLLER_FAULT_CODES, "PowerMeterFailure")
 UID_RE = re.compile(r"[0-9A-Fa-f]{8}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{20}")

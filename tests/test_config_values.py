@@ -89,8 +89,9 @@ def test_json_values(store: ConfigStore):
 
 def test_urls(store: ConfigStore):
     assert "ws:// or wss://" in rejected(store, "Endpoint", "http://backend.example/ocpp")
-    assert "no host" in rejected(store, "Endpoint", "ws:///ocpp")
-    assert "credentials" in rejected(store, "Endpoint", "wss://user:pw@backend.example/ocpp")
+    assert "must name a host" in rejected(store, "Endpoint", "ws:///ocpp")
+    assert "user name or password" in rejected(store, "Endpoint", "wss://user:pw@backend.example/ocpp")
+    assert "'?'" in rejected(store, "Endpoint", "ws://backend.example/ocpp?x=1")  # as in the config file
     rejected(store, "Endpoint", "wss://backend.example:99999/ocpp")
     assert store.set("Endpoint", "wss://backend.example/ocpp/{BoxId}").ok
 

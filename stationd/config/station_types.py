@@ -11,11 +11,19 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, SecretStr, StrictInt, StrictStr, ValidationInfo
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    SecretStr,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+)
 
 from .keys.shapes import CHARGEBOX_ID_HELP, CHARGEBOX_ID_PATTERN
+from .value_types import InvalidValue, Source, Url
 from .yaml_lines import FieldError, show_value
 
 _CHARGEBOX_CHARS = re.compile(CHARGEBOX_ID_PATTERN.replace("{1,48}", "+"))
@@ -138,26 +146,15 @@ def check_host_value(value: str) -> str:
     return value
 
 
+_WS_URL = Url(allow_empty=False, credentials_hint="ocpp.authorization_key")
+
+
 def _check_ws_url(value: str) -> str:
-    # The URL itself is never echoed: an installer may have pasted a password into it.
-    if not value:
-        raise FieldError("must not be empty")
+    """The same check as the Endpoint key's (one definition, in the key registry's types)."""
     try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise FieldError("is not a valid URL (bad host or port)") from None
-    if parts.scheme not in ("ws", "wss"):
-        raise FieldError("must start with ws:// or wss://")
-    if not parts.hostname:
-        raise FieldError("must name a host, e.g. ws://backend.example.com/ocpp")
-    if parts.username is not None or parts.password is not None:
-        raise FieldError("must not contain a user name or password (use ocpp.authorization_key)")
-    if parts.query or parts.fragment or any(char.isspace() for char in value):
-        raise FieldError(
-            "must not contain spaces, '?' or '#' (the chargebox id is appended as the last path segment)"
-        )
-    return value
+        return _WS_URL.parse(value, Source.LOCAL)
+    except InvalidValue as exc:
+        raise FieldError(str(exc)) from None
 
 
 def check_endpoint(value: str) -> str:

@@ -168,32 +168,36 @@ def _zone_names() -> frozenset[str]:
 
 @dataclass(frozen=True)
 class Url(ValueType):
-    """A WebSocket URL (ws:// or wss://) with a host; may hold a {BoxId} placeholder."""
+    """A backend URL (ws:// or wss://) with a host; may hold a {BoxId} placeholder. The chargebox
+    id is appended as the last path segment, so no query or fragment. A URL is never echoed in
+    an error: an installer may have pasted a password into it."""
 
     schemes: tuple[str, ...] = ("ws", "wss")
     allow_empty: bool = True
+    credentials_hint: str = "the AuthorizationKey"  # where the password belongs instead
     name = "STR"
 
     def parse(self, text: str, source: Source = Source.OCPP) -> str:
-        text = text.strip()
-        if not text and self.allow_empty:
+        if not text.strip() and self.allow_empty:
             return ""
+        if not text:
+            raise InvalidValue("must not be empty")
         if len(text) > MAX_VALUE_LENGTH:
             raise InvalidValue(f"must be at most {MAX_VALUE_LENGTH} characters")
-        if not text.isprintable() or " " in text:
-            raise InvalidValue("a URL must not contain spaces or control characters")
         try:
             parts = urlsplit(text)
             parts.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError as exc:
-            raise InvalidValue(f"not a valid URL: {exc}") from None
+        except ValueError:
+            raise InvalidValue("is not a valid URL (bad host or port)") from None
         if parts.scheme.lower() not in self.schemes:
-            wanted = " or ".join(f"{s}://" for s in self.schemes)
-            raise InvalidValue(f"must start with {wanted} (got {_quote(text[:40])})")
+            raise InvalidValue("must start with " + " or ".join(f"{s}://" for s in self.schemes))
         if not parts.hostname:
-            raise InvalidValue("the URL has no host name")
-        if parts.username or parts.password:
-            raise InvalidValue("credentials do not belong in the URL; use AuthorizationKey")
+            raise InvalidValue(f"must name a host, e.g. {self.schemes[0]}://backend.example.com/ocpp")
+        if parts.username is not None or parts.password is not None:
+            raise InvalidValue(f"must not contain a user name or password (use {self.credentials_hint})")
+        if parts.query or parts.fragment or not text.isprintable() or any(c.isspace() for c in text):
+            raise InvalidValue("must not contain spaces, '?' or '#' (the chargebox id is appended as the last "
+                               "path segment)")
         return text
 
     def describe(self) -> str:

@@ -1,4 +1,7 @@
-"""IEC 61851-1 control pilot and proximity pilot facts, as data and two small functions."""
+"""IEC 61851-1 control pilot facts the core needs: the CP states and the range PWM can offer.
+
+The duty-cycle and proximity-pilot arithmetic of the controllers is in
+``stationd/hw/evse_protocol/pilot.py``."""
 
 from __future__ import annotations
 
@@ -25,34 +28,6 @@ class CpState(enum.StrEnum):
     @property
     def wants_energy(self) -> bool:
         return self in (CpState.C, CpState.D)
-
-
-# Proximity pilot: cable ratings (A) and their resistor (nominal Ω).
-CABLE_RATINGS_A = {13: 1500, 20: 680, 32: 220, 63: 100}
-
-
-def duty_percent(current_a: float) -> float:
-    """PWM duty cycle (%) the EVSE sets to offer ``current_a``; 100 % (no PWM) for 0."""
-    if current_a <= 0:
-        return 100.0
-    if not MIN_CURRENT_A <= current_a <= MAX_CURRENT_A:
-        raise ValueError(f"cannot offer {current_a} A with PWM (6 to 80 A)")
-    if current_a <= 51:
-        return current_a / 0.6
-    return current_a / 2.5 + 64
-
-
-def current_for_duty(duty: float) -> float:
-    """The current (A) a vehicle reads from a duty cycle (%); 0 when it means no offer."""
-    if 8 <= duty < 10:
-        return 6.0
-    if 10 <= duty <= 85:
-        return duty * 0.6
-    if 85 < duty <= 96:
-        return (duty - 64) * 2.5
-    if 96 < duty <= 97:
-        return 80.0
-    return 0.0
 
 
 def pwm_offer(limit_a: float) -> float:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+from ...core.iec61851 import MAX_CURRENT_A, MIN_CURRENT_A
 from .enums import ResultReason
 
-MIN_OFFER_A = 6.0
-MAX_OFFER_A = 80.0
+MIN_OFFER_A = MIN_CURRENT_A  # IEC 61851-1: PWM offers 6 to 80 A
+MAX_OFFER_A = MAX_CURRENT_A
 #: Duty cycle reported when no PWM runs (steady +12 V).
 NO_PWM_PERMILLE = 1000
 
