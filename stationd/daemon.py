@@ -219,9 +219,9 @@ async def _tick(core: StationCore, cards: CardHandler) -> None:
 
 
 def _report_list_conflict(core: StationCore) -> None:
-    """LocalListConflict on connector 0: reported (StatusNotification), then cleared."""
-    core.station_fault("LocalListConflict", True, source="auth")
-    core.station_fault("LocalListConflict", False, source="auth")
+    """LocalListConflict on connector 0 (StatusNotification), until the backend next changes
+    its local list (SendLocalList clears it)."""
+    core.station_fault("LocalListConflict", True, source="local list")
 
 
 def _apply_log_level(change: Change) -> None:

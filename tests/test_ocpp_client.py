@@ -427,3 +427,22 @@ async def test_remote_start_with_a_tx_profile(station: Station, cs: CentralSyste
     world.unplug(1)
     await cs.wait_for("StopTransaction")
     await until(lambda: station.station.ocpp.profiles.all() == [], timeout=5)  # it ended with its transaction
+
+
+async def test_a_backend_contradicting_its_local_list_is_reported_on_connector_0(station: Station,
+                                                                                  cs: CentralSystem, world: SimWorld):
+    await cs.call(BOX, "ChangeConfiguration", {"key": "CsMode", "value": "0"})
+    await cs.call(BOX, "SendLocalList", {"listVersion": 1, "updateType": "Full", "localAuthorizationList": [
+        {"idTag": "aec78085", "idTagInfo": {"status": "Accepted"}}]})
+    cs.respond("Authorize", {"idTagInfo": {"status": "Blocked"}})
+    world.present_card("AEC78085")
+    conflict = await cs.wait_for("StatusNotification", predicate=lambda r: r.payload["errorCode"] == "LocalListConflict")
+    assert conflict.payload["connectorId"] == 0
+    world.plug(1)
+    await asyncio.sleep(0.5)
+    assert station.station.core.connectors[1].session is None  # the backend's answer decides
+    await cs.call(BOX, "SendLocalList", {"listVersion": 2, "updateType": "Differential", "localAuthorizationList": [
+        {"idTag": "aec78085", "idTagInfo": {"status": "Blocked"}}]})
+    cleared = await cs.wait_for("StatusNotification", predicate=lambda r: r.payload["connectorId"] == 0
+                                and r.seq > conflict.seq)
+    assert cleared.payload["errorCode"] == "NoError"  # the backend fixed its list

@@ -10,6 +10,7 @@ async def send_local_list(client, payload: dict) -> dict:
     if status == "Accepted":  # list ids never stay in the cache
         for entry in payload.get("localAuthorizationList") or []:
             client.auth_cache.remove(entry["idTag"])
+        client.core.station_fault("LocalListConflict", False, source="local list")  # a new list: no conflict
     return {"status": status}
 
 
