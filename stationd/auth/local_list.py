@@ -57,7 +57,6 @@ Not here
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 import threading
@@ -65,6 +64,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from ..storage import Database, StorageError
+from ..storage.poll import poll_changes
 from .id_tag_info import IdTagInfo, InvalidIdTagInfo
 from .uid import InvalidUid, normalize_uid
 from .whitelist import MAX_ENTRIES
@@ -219,12 +219,7 @@ class LocalList:
 
     async def watch(self, interval: float = 1.0) -> None:
         """Run forever: pick up changes other connections make."""
-        while True:
-            try:
-                await asyncio.to_thread(self.refresh_if_changed)
-            except (sqlite3.Error, StorageError) as exc:
-                log.error("cannot re-read the local authorization list: %s", exc)
-            await asyncio.sleep(interval)
+        await poll_changes(self.refresh_if_changed, "the local authorization list", interval)
 
     # ---- writing ---------------------------------------------------------------------------
 

@@ -43,11 +43,9 @@ Expiry dates (:func:`parse_expiry`)
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import re
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -55,6 +53,7 @@ from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
 
 from ..storage import Database, StorageError
+from ..storage.poll import poll_changes
 from .uid import InvalidUid, normalize_optional_uid, normalize_uid
 
 __all__ = [
@@ -546,12 +545,7 @@ class Whitelist:
 
     async def watch(self, interval: float = 1.0) -> None:
         """Run forever: pick up changes other processes (the CLI, the WebUI) make."""
-        while True:
-            try:
-                await asyncio.to_thread(self.refresh_if_changed)
-            except (sqlite3.Error, StorageError) as exc:
-                log.error("cannot re-read the whitelist: %s", exc)
-            await asyncio.sleep(interval)
+        await poll_changes(self.refresh_if_changed, "the whitelist", interval)
 
 
 def _entry(row: Sequence) -> Entry:
