@@ -23,7 +23,7 @@ from stationd.core.iec61851 import CpState
 from stationd.core.sessions import SessionStore
 from stationd.core.station import ConnectorSpec, StationCore
 from stationd.hw import modbus_map
-from stationd.hw.modbus_server import ModbusServer
+from stationd.hw.modbus_server import LIMIT_SOURCE, ModbusServer
 from stationd.storage import Database
 
 ROOT = Path(__file__).parent.parent
@@ -53,6 +53,7 @@ class Rig:
     def __init__(self, data_dir: Path, unit_id: int = 1):
         self.store = ConfigStore.open(data_dir, installation={"NumberOfConnectors": "2"})
         assert self.store.set("/power/station/mainsMaxCurrent", "64000", Source.LOCAL).ok
+        assert self.store.set("GridMaxPower", "0", Source.LOCAL).ok  # only the currents under test limit
         self.core = StationCore(self.store, SessionStore(Database.open(data_dir)),
                                 [ConnectorSpec(1, 32, 3), ConnectorSpec(2, 16, 3)],
                                 clock=lambda: datetime(2026, 11, 22, 12, 0, tzinfo=UTC))
@@ -181,7 +182,7 @@ async def test_max_current_write_becomes_the_connectors_limit_at_once(rig: Rig):
     assert rig.connector(1).outputs.offer_a == 32.0
     assert not (await rig.write(261, 100)).isError()  # FC 6, 10.0 A
     assert rig.connector(1).outputs.offer_a == 10.0
-    assert rig.connector(1).limits["modbus"] == 10.0
+    assert rig.connector(1).limits[LIMIT_SOURCE] == 10.0
     assert await rig.hr(261) == [100]
     assert not (await rig.client.write_registers(261, [125], device_id=1)).isError()  # FC 16, as evcc
     assert rig.connector(1).outputs.offer_a == 12.5
@@ -209,8 +210,8 @@ async def test_out_of_range_writes_are_refused_and_change_nothing(rig: Rig):
     reply = await rig.client.write_registers(261, [120, 5], device_id=1)  # 262 = 5 is wrong: all refused
     assert reply.isError() and reply.exception_code == ILLEGAL_VALUE
     assert await rig.hr(257, 6) == [15000, 4, 1, 0, 100, 0]  # defaults, and 261 as written before
-    assert rig.connector(1).limits == {"modbus": 10.0} and rig.connector(1).outputs.offer_a == 10.0
-    assert "modbus" not in rig.connector(2).limits
+    assert rig.connector(1).limits == {LIMIT_SOURCE: 10.0} and rig.connector(1).outputs.offer_a == 10.0
+    assert LIMIT_SOURCE not in rig.connector(2).limits
     assert not (await rig.write(261, 320)).isError()  # the connector's own maximum is allowed
 
 
@@ -242,7 +243,7 @@ async def test_the_second_connector_is_device_2_and_independent(rig: Rig):
     assert not (await rig.write(261, 80, device=2)).isError()
     assert rig.connector(2).outputs.offer_a == 8.0 and rig.connector(1).outputs.offer_a == 32.0
     assert await rig.hr(261, device=1) == [320] and await rig.hr(261, device=2) == [80]
-    assert "modbus" not in rig.connector(1).limits
+    assert LIMIT_SOURCE not in rig.connector(1).limits
 
 
 async def test_unit_id_offsets_the_device_ids(tmp_path: Path):
@@ -252,7 +253,7 @@ async def test_unit_id_offsets_the_device_ids(tmp_path: Path):
         rig.state(2, B)
         assert await rig.ir(5, device=6) == [5]
         assert not (await rig.write(261, 60, device=6)).isError()
-        assert rig.connector(2).limits["modbus"] == 6.0
+        assert rig.connector(2).limits[LIMIT_SOURCE] == 6.0
         reply = await rig.client.read_input_registers(5, device_id=1)
         assert reply.isError() and reply.exception_code == GATEWAY_NO_RESPONSE
     finally:
@@ -270,13 +271,13 @@ async def test_watchdog_falls_back_to_the_failsafe_current(rig: Rig):
     await rig.ir(5)  # a read is communication too (evcc's heartbeat reads register 5)
     rig.clock.now += 1.5
     rig.server.check_watchdogs()
-    assert rig.connector(1).limits["modbus"] == 10.0
+    assert rig.connector(1).limits[LIMIT_SOURCE] == 10.0
     rig.clock.now += 0.6  # 2.1 s since the last request
-    await until(lambda: rig.connector(1).limits["modbus"] == 6.0)  # run() ticks the watchdog
+    await until(lambda: rig.connector(1).limits[LIMIT_SOURCE] == 6.0)  # run() ticks the watchdog
     assert rig.connector(1).outputs.offer_a == 6.0
     await rig.ir(5)
     rig.server.check_watchdogs()
-    assert rig.connector(1).limits["modbus"] == 6.0  # talking again is not enough
+    assert rig.connector(1).limits[LIMIT_SOURCE] == 6.0  # talking again is not enough
     assert await rig.hr(261) == [100]  # the command register keeps what was written
     assert not (await rig.write(261, 120)).isError()  # the next write of 261 applies
     assert rig.connector(1).outputs.offer_a == 12.0
@@ -299,7 +300,7 @@ async def test_watchdog_waits_for_an_energy_manager_to_take_control(rig: Rig):
     rig.state(1, C)
     rig.clock.now += 3600  # nobody ever wrote 261: there is no Modbus limit to fall back from
     rig.server.check_watchdogs()
-    assert "modbus" not in rig.connector(1).limits and rig.connector(1).outputs.offer_a == 32.0
+    assert LIMIT_SOURCE not in rig.connector(1).limits and rig.connector(1).outputs.offer_a == 32.0
 
 
 # ---- lifecycle --------------------------------------------------------------------------
@@ -310,7 +311,7 @@ async def test_stopping_the_server_removes_the_modbus_limit_and_closes_the_socke
     assert not (await rig.write(261, 100)).isError()
     assert not (await rig.write(261, 0, device=2)).isError()
     await rig.stop()
-    assert "modbus" not in rig.connector(1).limits and "modbus" not in rig.connector(2).limits
+    assert LIMIT_SOURCE not in rig.connector(1).limits and LIMIT_SOURCE not in rig.connector(2).limits
     assert rig.connector(1).outputs.offer_a == 32.0
     with pytest.raises(OSError):
         _, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -323,7 +324,7 @@ async def test_switching_off_and_on(rig: Rig):
     assert not (await rig.write(261, 100)).isError()
     rig.enabled = False
     await until(lambda: not rig.server.listening.is_set())
-    assert "modbus" not in rig.connector(1).limits and rig.connector(1).outputs.offer_a == 32.0
+    assert LIMIT_SOURCE not in rig.connector(1).limits and rig.connector(1).outputs.offer_a == 32.0
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", port)
     rig.enabled = True

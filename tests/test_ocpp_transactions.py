@@ -282,7 +282,7 @@ async def test_transaction_data_follows_the_stop_txn_keys(tmp_path: Path, rigs):
         ["Current.Offered"], ["Energy.Active.Import.Register", "Voltage"],
         ["Energy.Active.Import.Register", "Voltage"], ["Current.Offered"], ["Current.Offered"]]
     begin = data[0]["sampledValue"][0]
-    assert begin["context"] == "Transaction.Begin" and begin["value"] == "16.0"  # the core's first offer
+    assert begin["context"] == "Transaction.Begin" and begin["value"] == "15.9"  # the core's first offer (GridMaxPower 11 kW)
     voltages = [sv for sv in data[1]["sampledValue"] if sv["measurand"] == "Voltage"]
     assert [sv["phase"] for sv in voltages] == ["L1-N", "L2-N", "L3-N"]
     # the periodic MeterValues themselves carry MeterValuesSampledData only
@@ -534,7 +534,7 @@ async def test_triggered_meter_values(tmp_path: Path, rigs):
     assert [(p["connectorId"], p.get("transactionId")) for p in payloads] == [(1, TID), (2, None)]
     sampled = payloads[0]["meterValue"][0]["sampledValue"]
     assert [(sv["measurand"], sv["value"], sv["context"]) for sv in sampled] == [
-        ("Energy.Active.Import.Register", "1100", "Trigger"), ("Current.Offered", "16.0", "Trigger")]
+        ("Energy.Active.Import.Register", "1100", "Trigger"), ("Current.Offered", "15.9", "Trigger")]
     rig.core.meter_online(2, False)
     assert [(sv["measurand"], sv["value"]) for sv in rig.tx.triggered_meter_values(2)[0]["meterValue"][0][
         "sampledValue"]] == [("Current.Offered", "0.0")]  # the meter is offline: no register

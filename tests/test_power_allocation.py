@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -357,3 +359,262 @@ def test_vendor_halving(limit, cap):
     assert one[1].offer_a == floor_offer(min(limit, cap, 80))
     two = allocate(request(limit, session(1, cap=cap), session(2, cap=cap)))
     assert two[1].offer_a == two[2].offer_a == floor_offer(min(limit / 2, cap, 80))
+
+
+# ---- ids, grid and priority classes (used by the cluster master) --------------------
+
+def test_connector_ids_may_be_any_hashable():
+    result = allocate(AllocationRequest(20, (SessionInput(("TE-1", 1), {"connector": 32}, 3),
+                                             SessionInput(("TE-2", 1), {"connector": 32}, 3))))
+    assert offers(result) == {("TE-1", 1): 10.0, ("TE-2", 1): 10.0}
+
+
+def test_grid_given_by_the_caller_replaces_the_wiring():
+    # the rotation says grid L1 for both; the caller's grid puts connector 2 on L2
+    result = allocate(request(16, session(1, phases=1), session(2, phases=1, grid=frozenset({2})),
+                              rotations={1: "RST", 2: "RST"}))
+    assert offers(result) == {1: 16.0, 2: 16.0}
+    assert result[2].reason == "station limit L2"
+    for bad in (frozenset(), frozenset({4}), frozenset({0, 1})):
+        with pytest.raises(ValueError):
+            allocate(request(16, session(1, grid=bad)))
+
+
+def test_phase_limit_names_name_each_phase():
+    result = allocate(request((20, 16, 16), session(1, phases=1), session(2, phases=1),
+                              rotations={1: "RST", 2: "STR"}, phase_limit_names={1: "building limit"},
+                              limit_name="cluster limit"))
+    assert result[1] == Allocation(20.0, "building limit L1")
+    assert result[2] == Allocation(16.0, "cluster limit L2")
+
+
+def test_a_less_important_session_pauses_first_even_if_it_started_earlier():
+    result = allocate(request(10, session(1, priority=1), session(2, priority=0)))
+    assert result[1] == Allocation(0.0, PAUSED_NOT_ENOUGH)
+    assert result[2] == Allocation(10.0, "station limit L1")
+    # equal priority: the start order decides (the given order)
+    assert offers(allocate(request(10, session(1, priority=1), session(2, priority=1)))) == {1: 10.0, 2: 0.0}
+
+
+def test_priority_does_not_change_equal_shares():
+    assert offers(allocate(request(32, session(1, priority=1), session(2, priority=0)))) == {1: 16.0, 2: 16.0}
+
+
+def test_rotation_stays_within_the_priority_class():
+    t0 = 0.0
+    # 2 is less important and has waited long: it does not move ahead of 1
+    result = allocate(request(10, session(1, priority=0), session(2, priority=1, paused_since=t0), now=t0 + 3600))
+    assert offers(result) == {1: 10.0, 2: 0.0}
+    # within its class it does move to the front: 3 waited, so 2 pauses instead; 1 (more important) keeps charging
+    result = allocate(request(16, session(1, priority=0), session(2, priority=1), session(3, priority=1, paused_since=t0),
+                              now=t0 + 900))
+    assert offers(result) == {1: 8.0, 2: 0.0, 3: 8.0}
+
+
+def test_admission_pauses_only_where_current_is_short():
+    # L1 has room for one session at 6 A: 2 (on all phases) does not fit there, 3 on L2 is not affected
+    rotations = {1: "RST", 2: "RST", 3: "STR"}
+    result = allocate(request((6, 12, 40), session(1, phases=1), session(2, phases=3), session(3, phases=1),
+                              rotations=rotations))
+    assert offers(result) == {1: 6.0, 2: 0.0, 3: 12.0}
+
+
+def test_partial_overlap_a_later_session_may_charge_on_a_phase_the_paused_one_also_uses():
+    """2 (L1+L2) is short on L2, where 1 took the room; 3 (L1 only) fits on L1. Pausing 3 would not
+    help 2, so 3 charges although it comes after 2: the sessions after a session never make it pause."""
+    grids = {1: frozenset({2}), 2: frozenset({1, 2}), 3: frozenset({1})}
+    result = allocate(request((40, 10, 40), *(session(c, phases=len(g), grid=g, priority=0 if c < 3 else 1)
+                                              for c, g in grids.items())))
+    assert offers(result) == {1: 10.0, 2: 0.0, 3: 32.0}  # 3 is on L1 alone: its cap
+
+
+def test_a_rotated_session_keeps_charging_when_the_caller_passes_the_offers():
+    """3 sessions, room for 2, the caller passes offered_a and paused_since: every pause lasts
+    rotate_after_s and each switch holds until the next one (no one-round flapping)."""
+    offered: dict[int, float | None] = {1: None, 2: None, 3: None}
+    paused_since: dict[int, float | None] = {1: None, 2: None, 3: None}
+    history = []
+    for minute in range(120):
+        now = minute * 60.0
+        sessions = [session(cid, offered_a=offered[cid], paused_since=paused_since[cid]) for cid in (1, 2, 3)]
+        result = allocate(request(13, *sessions, now=now, rotate_after_s=900))
+        for cid, allocation in result.items():
+            offered[cid] = allocation.offer_a
+            if allocation.paused:
+                paused_since[cid] = now if paused_since[cid] is None else paused_since[cid]
+            else:
+                paused_since[cid] = None
+        history.append(frozenset(cid for cid, a in result.items() if a.paused))
+    switches = [minute for minute in range(1, 120) if history[minute] != history[minute - 1]]
+    assert switches == list(range(15, 120, 15))
+    assert all(len(paused) == 1 for paused in history)
+
+
+# ---- phase balance (rule 7) ----------------------------------------------------------------
+
+def loads(req: AllocationRequest, result) -> dict[int, float]:
+    load = {1: 0.0, 2: 0.0, 3: 0.0}
+    for s in req.sessions:
+        grid = s.grid if s.grid is not None else grid_phases(req.rotations.get(s.connector_id, "Unknown"), s.phases,
+                                                              req.grid_connection)
+        for p in grid:
+            load[p] += result[s.connector_id].offer_a
+    return load
+
+
+def test_phase_balance_cuts_the_session_that_unbalances():
+    # without a bound: the 1-phase session and the 3-phase one share L1 (16 A each): loads 32/16/16
+    req = request(32, session(1, phases=1), session(2, phases=3))
+    assert offers(allocate(req)) == {1: 16.0, 2: 16.0}
+    req = request(32, session(1, phases=1), session(2, phases=3), phase_balance_a=6)
+    result = allocate(req)
+    assert result[1] == Allocation(6.0, "phase balance L1")
+    assert result[2] == Allocation(26.0, "station limit L1")  # the 3-phase one is not cut for balance
+    assert loads(req, result) == {1: 32.0, 2: 26.0, 3: 26.0}
+
+
+def test_phase_balance_pauses_when_6_a_would_unbalance():
+    result = allocate(request(32, session(1, phases=1), session(2, phases=3), phase_balance_a=4))
+    assert result[1] == Allocation(0.0, PAUSED_NOT_ENOUGH)
+    assert result[2] == Allocation(32.0, "connector 32 A")
+    # a single-phase vehicle alone with bound 0
+    assert offers(allocate(request(32, session(1, phases=1), phase_balance_a=0))) == {1: 0.0}
+
+
+def test_phase_balance_lowers_the_most_loaded_phase_to_the_least_plus_the_bound():
+    rotations = {1: "RST", 2: "STR", 3: "TRS"}
+    req = request((32, 20, 32), session(1, phases=1), session(2, phases=1), session(3, phases=1),
+                  rotations=rotations, phase_balance_a=4)
+    result = allocate(req)
+    assert result[1] == Allocation(24.0, "phase balance L1")
+    assert result[2] == Allocation(20.0, "station limit L2")
+    assert result[3] == Allocation(24.0, "phase balance L3")
+    assert loads(req, result) == {1: 24.0, 2: 20.0, 3: 24.0}
+
+
+def test_two_phase_vehicles_and_phase_balance():
+    # a 2-phase vehicle on L1+L2 and a 1-phase one on L3: only the pair's difference counts
+    grids = {1: frozenset({1, 2}), 2: frozenset({3})}
+    req = request(32, session(1, phases=2, grid=grids[1]), session(2, phases=1, grid=grids[2]), phase_balance_a=10)
+    result = allocate(req)
+    assert offers(result) == {1: 32.0, 2: 32.0}
+    req = request(32, session(1, phases=2, grid=grids[1]), session(2, phases=1, grid=grids[2], cap=16),
+                  phase_balance_a=10)
+    result = allocate(req)
+    assert result[1] == Allocation(26.0, "phase balance L1")
+    assert loads(req, result) == {1: 26.0, 2: 26.0, 3: 16.0}
+
+
+def test_no_phase_balance_by_default_and_bad_bounds():
+    req = request(32, session(1, phases=1))
+    assert offers(allocate(req)) == {1: 32.0}
+    for bad in (-1, math.inf, math.nan):
+        with pytest.raises(ValueError):
+            allocate(request(32, session(1), phase_balance_a=bad))
+
+
+# ---- properties of priority classes, grids and phase balance ---------------------------
+
+GRIDS = st.sampled_from([frozenset(g) for g in ({1}, {2}, {3}, {1, 2}, {2, 3}, {1, 3}, {1, 2, 3})])
+
+
+@st.composite
+def class_requests(draw, balance: bool = True):
+    count = draw(st.integers(0, 6))
+    sessions = []
+    for cid in range(1, count + 1):
+        grid = draw(st.none() | GRIDS)
+        phases = draw(st.sampled_from([None, 1, 2, 3])) if grid is None else len(grid)
+        sessions.append(SessionInput(
+            cid,
+            draw(st.dictionaries(st.sampled_from(["connector", "cable", "vehicle"]), AMPS, min_size=1)),
+            phases,
+            draw(st.none() | AMPS),
+            draw(st.none() | AMPS),
+            draw(st.none() | st.floats(0, 10_000)),
+            grid=grid,
+            priority=draw(st.integers(0, 2)),
+        ))
+    return AllocationRequest(
+        draw(AMPS | st.tuples(AMPS, AMPS, AMPS)), tuple(sessions),
+        power_limit_w=draw(st.none() | st.floats(0, 60_000)),
+        rotations=draw(st.dictionaries(st.integers(0, 6), ROTATION)),
+        now=draw(st.none() | st.floats(0, 20_000)),
+        rotate_after_s=draw(st.sampled_from([60.0, 900.0])),
+        phase_balance_a=draw(st.none() | st.floats(0, 30)) if balance else None,
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(class_requests())
+def test_class_properties(req):
+    result = allocate(req)
+    limits = req.phase_limits()
+    load = loads(req, result)
+    for s in req.sessions:
+        a = result[s.connector_id]
+        assert a.offer_a == 0 or 6 <= a.offer_a <= 80
+        assert a.offer_a <= min(s.caps.values()) + TOLERANCE
+        assert a.paused == a.reason.startswith("paused")
+    for p in (1, 2, 3):
+        assert load[p] <= limits[p] + TOLERANCE
+    if req.phase_balance_a is not None:
+        assert max(load.values()) - min(load.values()) <= req.phase_balance_a + TOLERANCE
+
+
+@settings(max_examples=150, deadline=None)
+@given(class_requests(balance=False))
+def test_later_sessions_never_make_a_session_pause(req):
+    """A session paused for lack of current is paused also without every session of a less
+    important class (so pausing those would not help it)."""
+    result = allocate(req)
+    for s in req.sessions:
+        if result[s.connector_id].reason != PAUSED_NOT_ENOUGH:
+            continue
+        fewer = [o for o in req.sessions if o.priority <= s.priority]
+        alone = allocate(AllocationRequest(req.phase_limit_a, fewer, req.power_limit_w, req.voltage_v,
+                                           req.grid_connection, req.rotations, req.now, req.rotate_after_s))
+        assert alone[s.connector_id].reason == PAUSED_NOT_ENOUGH
+
+
+def test_a_turn_is_not_cut_short_when_the_caller_passes_charging_since():
+    """4 sessions, room for one: with charging_since every session charges 15 min, then waits 45;
+    every session takes turns, the first one too."""
+    ids = (1, 2, 3, 4)
+    offered: dict[int, float | None] = dict.fromkeys(ids)
+    paused_since: dict[int, float | None] = dict.fromkeys(ids)
+    charging_since: dict[int, float | None] = dict.fromkeys(ids)
+    charging = []
+    for minute in range(240):
+        now = minute * 60.0
+        sessions = [session(cid, offered_a=offered[cid], paused_since=paused_since[cid],
+                            charging_since=charging_since[cid]) for cid in ids]
+        result = allocate(request(10, *sessions, now=now))
+        for cid, allocation in result.items():
+            if allocation.paused:
+                paused_since[cid] = now if paused_since[cid] is None else paused_since[cid]
+                charging_since[cid] = None
+            else:
+                paused_since[cid] = None
+                charging_since[cid] = now if not offered[cid] else charging_since[cid]
+            offered[cid] = allocation.offer_a
+        charging.append(next(cid for cid, a in result.items() if not a.paused))
+    assert charging[:60] == [1] * 15 + [2] * 15 + [3] * 15 + [4] * 15
+    assert charging[60:120] == charging[:60]
+
+
+def test_a_session_whose_turn_is_not_over_stays_ahead_of_a_waited_one():
+    t = 10_000.0
+    one = session(1, offered_a=10.0, charging_since=t - 899)  # its turn began 899 s ago
+    two = session(2, offered_a=0.0, paused_since=t - 3600)
+    assert offers(allocate(request(10, one, two, now=t))) == {1: 10.0, 2: 0.0}
+    one = session(1, offered_a=10.0, charging_since=t - 900)
+    assert offers(allocate(request(10, one, two, now=t))) == {1: 0.0, 2: 10.0}
+
+
+def test_the_session_charging_longest_pauses_for_a_waited_one():
+    t = 10_000.0
+    sessions = [session(1, offered_a=6.5, charging_since=t - 2000),  # started first, charging longest
+                session(2, offered_a=6.5, charging_since=t - 1000),
+                session(3, offered_a=0.0, paused_since=t - 900)]
+    assert offers(allocate(request(13, *sessions, now=t))) == {1: 0.0, 2: 6.5, 3: 6.5}

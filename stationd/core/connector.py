@@ -74,6 +74,10 @@ class Connector:
     pending: PendingAuthorization | None = None
     outputs: Outputs = field(default_factory=Outputs)
     limits: dict[str, float] = field(default_factory=dict)  # current limit (A) by source
+    limit_notes: dict[str, str] = field(default_factory=dict)  # why a source limits (e.g. "cluster limit L1")
+    limit_reason: str = ""  # what bounds the current offer now, for people ("cable 20 A", "station limit L2")
+    paused_since: float | None = None  # epoch s: a "not enough current" pause began (allocation rotation)
+    charging_since: float | None = None  # epoch s: its offer > 0 began (a turn is not cut short)
     meter_online: bool = True
     last_energy_wh: float | None = None
 

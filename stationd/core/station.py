@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from ..config.store import Change, ConfigStore
+from ..power import Allocation
+from . import current_limits
 from .connector import (
     Connector,
     ControllerState,
@@ -23,6 +25,7 @@ from .connector import (
     connector_status,
     station_status,
 )
+from .demand import ConnectorDemand, DrawWindow
 from .events import (
     CardPresented,
     EventBus,
@@ -35,7 +38,8 @@ from .events import (
 )
 from ..storage.meta import StationMeta
 from .faults import Scope, fault
-from .iec61851 import CpState, pwm_offer
+from ..power.allocation import PAUSED_NOT_ENOUGH
+from .iec61851 import CpState
 from .reservations import Reservation
 from .sessions import Session, SessionStore
 
@@ -45,7 +49,9 @@ FREE_MODE = 1  # CsMode 1: Free (Plug&Start)
 AVAILABILITY_META = "availability"  # ChangeAvailability survives a restart
 SOCKET_TYPES = {"Type2Socket", "Type3Socket"}  # a socket locks the cable; a fixed cable needs no lock
 WATCHED_KEYS = ("CsMode", "/power/station/mainsMaxCurrent", "MaxCurrentLimit", "TamperDetectionEnabled",
-                "StopTransactionOnEVSideDisconnect")
+                "StopTransactionOnEVSideDisconnect", "GridMaxPower", "GridVoltage", "GridPhaseConnection",
+                "ConnectorPhaseRotation")
+NOT_CHARGING = "no session"
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,8 @@ class StationCore:
         self.operative = True
         self._published: dict[int, StatusReport] = {}
         self._scheduled_availability: dict[int, bool] = {}
+        self._draws = {c: DrawWindow() for c in self.connectors}
+        self._allocations: dict[int, Allocation] = {}
         store.subscribe(self._on_setting, names=WATCHED_KEYS)
 
     # ---- lifecycle --------------------------------------------------------------------
@@ -147,8 +155,11 @@ class StationCore:
         connector.last_energy_wh = sample.energy_import_wh
         if connector.session is not None:  # what a power cut would end the session with
             connector.session = self.sessions.record_meter(connector.session, sample.energy_import_wh)
+            self._draws[connector_id].sample(tuple(sample.current_a), self._now())
             self._check_energy_cap(connector)
         self.bus.publish(MeterSampled(connector_id, sample))
+        if connector.session is not None and len(self._allocations) > 1:
+            self._evaluate_all()  # what one vehicle leaves unused goes to the others
 
     def meter_online(self, connector_id: int, online: bool, reason: str = "") -> None:
         connector = self.connectors[connector_id]
@@ -255,14 +266,20 @@ class StationCore:
             return "Unlocked"
         return "Unlocked" if connector.link_up and "ConnectorLockFailure" not in connector.faults else "UnlockFailed"
 
-    def set_limit(self, connector_id: int, source: str, amps: float | None) -> None:
-        """A current limit (A per phase) from ``source``; None removes it; 0 = every connector."""
+    def set_limit(self, connector_id: int, source: str, amps: float | None, reason: str | None = None) -> None:
+        """A current limit (A per phase) from ``source`` ("smart charging", "energy manager",
+        "load balancing" …) and why, for people; None removes it; connector 0 = every connector."""
         targets = self.connectors.values() if connector_id == 0 else [self.connectors[connector_id]]
         for connector in targets:
             if amps is None:
                 connector.limits.pop(source, None)
+                connector.limit_notes.pop(source, None)
             else:
                 connector.limits[source] = float(amps)
+                if reason:
+                    connector.limit_notes[source] = reason
+                else:
+                    connector.limit_notes.pop(source, None)
         self._evaluate_all()
 
     def set_availability(self, connector_id: int, operative: bool) -> str:
@@ -297,13 +314,19 @@ class StationCore:
         return set().union(*self.station_fault_sources.values())
 
     def offer_limit(self, connector: Connector) -> float:
-        """The most current (A per phase) this connector may be offered now."""
-        limits = [connector.max_current_a, float(self.store.get("MaxCurrentLimit")), *connector.limits.values()]
-        if connector.controller.cable_max_a:
-            limits.append(float(connector.controller.cable_max_a))
-        sharing = [c for c in self.connectors.values() if c.session is not None] or [connector]
-        limits.append(self.store.get("/power/station/mainsMaxCurrent") / 1000 / len(sharing))
-        return min(limits)
+        """The current (A per phase) this connector is offered now, or would be if a session
+        started on it now (0: it would have to wait)."""
+        if connector.id in self._allocations:
+            return self._allocations[connector.id].offer_a
+        now = self._now()
+        extra = current_limits.demand(self.store, connector, self._draws[connector.id], now, hypothetical=True)
+        return current_limits.resolve(self.store, [*self._demands(now), extra], now)[connector.id].offer_a
+
+    def connector_demands(self, exclude: tuple[str, ...] = ()) -> list[ConnectorDemand]:
+        """Every connector as an allocation sees it (no session: ``started_at`` None), with the caps
+        of the limit sources in ``exclude`` left out (a load balancer must not feed on its own result)."""
+        now = self._now()
+        return [current_limits.demand(self.store, c, self._draws[c.id], now, exclude) for c in self.connectors.values()]
 
     # ---- internals --------------------------------------------------------------------
 
@@ -346,6 +369,7 @@ class StationCore:
     def _start_session(self, connector: Connector, id_tag: str, parent_id_tag: str | None = None) -> None:
         meter = connector.last_energy_wh if connector.last_energy_wh is not None else 0.0
         connector.session = self.sessions.start(connector.id, id_tag, self.clock(), meter)
+        self._draws[connector.id].reset()
         connector.session_parent_id_tag = parent_id_tag
         connector.pending = None
         reservation, connector.reservation = connector.reservation, None
@@ -411,11 +435,46 @@ class StationCore:
                 if connector.session is not None:
                     self._end_session(connector, "Other")
 
+    def _now(self) -> float:
+        return self.clock().timestamp()
+
+    def _drawing(self, connector: Connector) -> bool:
+        """Whether the connector takes part in the allocation: a session that may have energy."""
+        return (connector.session is not None and self._energy_allowed(connector)
+                and self.status(connector.id).status != "Faulted")
+
+    def _demands(self, now: float) -> list[ConnectorDemand]:
+        """The sessions that take part in the allocation, in session start order."""
+        drawing = sorted((c for c in self.connectors.values() if self._drawing(c)),
+                         key=lambda c: (c.session.started_at, c.session.session_id))
+        return [current_limits.demand(self.store, c, self._draws[c.id], now) for c in drawing]
+
+    def _allocate(self) -> None:
+        now = self._now()
+        self._allocations = current_limits.resolve(self.store, self._demands(now), now)
+        for connector in self.connectors.values():
+            allocation = self._allocations.get(connector.id)
+            if allocation is None:
+                connector.paused_since = connector.charging_since = None
+                connector.limit_reason = NOT_CHARGING if connector.session is None else (
+                    "faulted" if self.status(connector.id).status == "Faulted" else "energy cap (backend refused the idTag)")
+                continue
+            connector.limit_reason = allocation.reason
+            if allocation.offer_a > 0:
+                connector.paused_since = None
+                if connector.charging_since is None:
+                    connector.charging_since = now
+            else:
+                connector.charging_since = None
+                if allocation.reason == PAUSED_NOT_ENOUGH and connector.paused_since is None:
+                    connector.paused_since = now
+
     def _outputs(self, connector: Connector) -> Outputs:
         if connector.session is None or self.status(connector.id).status == "Faulted":
             held = connector.hold_lock_for is not None and connector.plugged
             return Outputs(locked=held and connector.connector_type in SOCKET_TYPES)
-        offer = pwm_offer(self.offer_limit(connector)) if self._energy_allowed(connector) else 0.0
+        allocation = self._allocations.get(connector.id)
+        offer = allocation.offer_a if allocation is not None else 0.0
         return Outputs(
             offer_a=offer,
             contactor=offer > 0 and connector.controller.cp_state.wants_energy,
@@ -424,13 +483,18 @@ class StationCore:
 
     def _evaluate_all(self, force: bool = False) -> None:
         self._evaluate_station(force)
+        self._allocate()
         for connector in self.connectors.values():
-            self._evaluate(connector, force)
+            self._evaluate_connector(connector, force)
 
     def _evaluate_station(self, force: bool = False) -> None:
         self._publish_status(0, self.status(0), force)
 
-    def _evaluate(self, connector: Connector, force: bool = False) -> None:
+    def _evaluate(self, _connector: Connector) -> None:
+        """Something about one connector changed: the shares of all of them may follow."""
+        self._evaluate_all()
+
+    def _evaluate_connector(self, connector: Connector, force: bool = False) -> None:
         if connector.reservation is not None and self.status(connector.id).status in ("Faulted", "Unavailable"):
             log.info("connector %d: reservation %d ends (connector %s)", connector.id,
                      connector.reservation.reservation_id, self.status(connector.id).status.value)
@@ -438,6 +502,7 @@ class StationCore:
         outputs = self._outputs(connector)
         if outputs != connector.outputs or force:
             connector.outputs = outputs
+            self._draws[connector.id].offer(outputs.offer_a, self._now())
             self.bus.publish(OutputsChanged(connector.id, outputs.offer_a, outputs.contactor, outputs.locked))
         self._publish_status(connector.id, self.status(connector.id), force)
 

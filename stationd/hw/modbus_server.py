@@ -2,10 +2,10 @@
 
 Connector n answers at device id ``unit_id + n - 1``. Reads are answered from the core's
 connector objects and the last ``MeterSampled`` sample at the moment of the request (inside
-pymodbus' SimDevice action); a write of holding register 261 becomes the connector's "modbus"
+pymodbus' SimDevice action); a write of holding register 261 becomes the connector's "energy manager"
 current limit in the core at once. A per-device watchdog (register 257) falls back to the
 failsafe current (register 262) when the energy manager goes silent. Switching the server off
-(or stopping it) removes every "modbus" limit. See docs/modbus-server.md.
+(or stopping it) removes every "energy manager" limit. See docs/modbus-server.md.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from . import modbus_map as mm
 
 log = logging.getLogger("stationd.modbus_server")
 
-LIMIT_SOURCE = "modbus"  # the core's name for the energy manager's current limit
+LIMIT_SOURCE = "energy manager"  # the core's name for this current limit
 ENABLE_KEY_PROPOSAL = "ModbusServerEnabled"  # not in the key registry yet (see docs)
 BIT_FUNCTIONS = {1, 2, 5, 15}  # coils and discrete inputs: the map has none
 MAX_DEVICE_ID = 255
@@ -48,7 +48,7 @@ class ConnectorDevice:
         self.last_request = now
         self.controlled = False  # the energy manager has written 261 since the server started
         self.failsafe = False  # the watchdog fired; stays until the next write of 261
-        self.applied: object = _UNSET  # the "modbus" limit last given to the core
+        self.applied: object = _UNSET  # the "energy manager" limit last given to the core
 
     @property
     def connector_id(self) -> int:

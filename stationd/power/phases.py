@@ -27,7 +27,7 @@ ROTATIONS = ("RST", "RTS", "SRT", "STR", "TRS", "TSR")
 UNKNOWN_ROTATIONS = ("NotApplicable", "Unknown")
 ALL_PHASES = frozenset({1, 2, 3})
 DEFAULT_GRID_CONNECTION = (1, 2, 3)
-_TERMINAL = {"R": 1, "S": 2, "T": 3}
+TERMINAL = {"R": 1, "S": 2, "T": 3}  # rotation letter -> station terminal L1..L3
 
 
 def check_grid_connection(grid_connection: Sequence[int]) -> tuple[int, int, int]:
@@ -76,7 +76,7 @@ def station_phases(rotation: str, vehicle_phases: int | None) -> frozenset[int] 
         return ALL_PHASES
     if rotation in UNKNOWN_ROTATIONS:
         return None
-    return frozenset(_TERMINAL[letter] for letter in rotation[:count])
+    return frozenset(TERMINAL[letter] for letter in rotation[:count])
 
 
 def grid_phases(rotation: str, vehicle_phases: int | None,

@@ -53,7 +53,7 @@ KEYS = (
     KeyDef("Version", Text(choices=("ocpp1.6",)), "ocpp1.6", RO, family=EATON, description="OCPP version in use"),
     KeyDef("LocalListVersion", Int(), 0, RO, family=EATON, computed=True,
            description="Version of the local authorization list"),
-    KeyDef("GridMaxPower", Int(0, 1000), 11, family=EATON, unit="kW", description="Grid-side maximum power"),
+    KeyDef("GridMaxPower", Int(0, 1000), 11, family=EATON, unit="kW", description="Grid-side maximum power the station may draw; 0 = no power limit"),
     KeyDef("GridPhaseConnection", Json(shape=grid_phase_connection_shape, shape_help="JSON array, e.g. [1,2,3]"),
            [1, 2, 3], family=EATON, description="Order in which the station's L1, L2, L3 meet the grid phases"),
     KeyDef("GridVoltage", Int(100, 480), 230, family=EATON, unit="V", description="Grid voltage (phase to neutral)"),
