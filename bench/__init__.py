@@ -16,6 +16,8 @@ the repository root says how each figure is measured and holds the latest full r
   RFID tap → StartTransaction, process start → BootNotification;
 * :mod:`bench.auth` — authorization decisions with 100,000 list and 10,000 cache entries,
   CSV import/export and SendLocalList of 100,000 cards;
+* :mod:`bench.smart_charging` — GetCompositeSchedule of 10 profiles × 1,440 periods, the pure
+  composite and over a WebSocket to ``stationd demo``;
 * :mod:`bench.__main__` — the command line, the table, ``results.json`` and the list of
   benchmarks (``BENCHMARKS``): a new benchmark is a module with a function
   ``run(quick) -> list[Figure]`` plus one line there.

@@ -47,6 +47,8 @@ BENCHMARKS: list[Benchmark] = [
     Benchmark("daemon_cpu", "bench.daemon_cpu", "daemon CPU idle and charging, RSS, 4 connectors"),
     Benchmark("ocpp", "bench.ocpp", "outbox replay vs. loopback RTT, RFID tap → StartTransaction, start → boot"),
     Benchmark("auth", "bench.auth", "offline authorization decision, whitelist CSV import/export, SendLocalList 100k"),
+    Benchmark("smart_charging", "bench.smart_charging",
+              "GetCompositeSchedule of 10 profiles × 1440 periods: composite_schedule alone and over OCPP"),
 ]
 
 

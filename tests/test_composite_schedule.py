@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
-import time
+from bisect import bisect_right
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
@@ -230,7 +231,9 @@ def test_limit_at_truncates_to_seconds_and_is_float():
     assert value == 6.2 and type(value) is float
 
 
-def test_performance_10_profiles_1440_periods():
+def test_10_profiles_1440_periods_over_24_hours():
+    """The benchmark's size, checked for correctness only: how long it takes is measured by
+    bench/smart_charging.py (``composite_schedule_ms``, same recipe), never here."""
     purposes = ["ChargePointMaxProfile", "TxDefaultProfile", "TxProfile"]
     profiles = []
     for j in range(10):
@@ -239,14 +242,33 @@ def test_performance_10_profiles_1440_periods():
         periods = [(60 * i, (6 + (i * 7 + j) % 26) * (1 if unit == "A" else 690)) for i in range(1440)]
         profile = make(j + 1, periods, purpose=purpose, stack=j, unit=unit, start=T0 + timedelta(seconds=7 * j))
         profiles.append(InstalledProfile(0 if purpose == "ChargePointMaxProfile" else 1, profile))
-    best = math.inf
-    for _ in range(5):
-        began = time.perf_counter()
-        schedule = composite_schedule(profiles, 1, T0, 86400, "A")
-        best = min(best, time.perf_counter() - began)
-    print(f"\ncomposite of 10 profiles x 1440 periods over 24 h: {best * 1000:.1f} ms "
-          f"({len(schedule.periods)} periods)")
-    assert schedule.periods[0].start_period == 0 and len(schedule.periods) > 1440
+    schedule = composite_schedule(profiles, 1, T0, 86400, "A")
+    assert schedule.unit == "A" and schedule.duration == 86400
+
+    # The composite can change only where a period of some profile starts (profile j's period i
+    # at 7j + 60i s); between two such instants it is constant. So it is right everywhere when
+    # its periods start only there and it matches the brute-force oracle at every one of them.
+    boundaries = sorted({t for j in range(10) for i in range(1440) if (t := 7 * j + 60 * i) < 86400})
+    starts = [p.start_period for p in schedule.periods]
+    assert starts[0] == 0 and starts == sorted(set(starts)) and set(starts) <= set(boundaries)
+    items = [(p.connector_id, p.profile) for p in profiles]
+    ws = _epoch(T0)
+    expected, got, index = [], [], 0
+    for offset in boundaries:
+        while index + 1 < len(starts) and starts[index + 1] <= offset:
+            index += 1
+        got.append(schedule.periods[index].limit)
+        expected.append(_oracle(items, 1, ws + offset, ws, "A", 3, 3))
+    assert got == expected
+    # merged: one period per change of the limit (every period is on 3 phases)
+    assert {p.number_phases for p in schedule.periods} == {3}
+    changes = sum(1 for before, after in itertools.pairwise(expected) if before != after)
+    assert len(schedule.periods) == 1 + changes > 1440
+
+    # limit_at, the core's question at one instant, agrees with the composite (A per phase)
+    for offset in (0, 6, 7, 13, 14, 62, 63, 64, 3600, 3656, 3663, 43_233, 86_340, 86_399):
+        limit = limit_at(profiles, 1, T0 + timedelta(seconds=offset))
+        assert limit is not None and limit == schedule.at(offset).limit
 
 
 # ---------------------------------------------------------------- brute force comparison
@@ -375,3 +397,53 @@ def test_composite_matches_brute_force(case, connector_id, unit, default_phases,
             index += 1
         expected = _oracle(items, connector_id, ws + offset, anchor, unit, default_phases, phases_of_connector)
         assert schedule.periods[index].limit == expected, offset
+
+
+def _change_instants(items, ws: int, we: int, anchor: int) -> list[int]:
+    """Every instant in [ws, we) where some profile's period, run or validity starts or ends."""
+    out = {ws}
+    for _, profile in items:
+        schedule = profile.schedule
+        for moment in (profile.valid_from, profile.valid_to):
+            if moment is not None:
+                out.add(_epoch(moment))
+        if profile.kind == "Recurring":
+            repeat = 86400 if profile.recurrency_kind == "Daily" else 7 * 86400
+            base = _epoch(schedule.start_schedule)
+            origins = [base + k * repeat for k in range((ws - base) // repeat - 1, (we - base) // repeat + 2)]
+        else:
+            origins = [_epoch(schedule.start_schedule) if profile.kind == "Absolute" else anchor]
+        for origin in origins:
+            out.update(origin + p.start_period for p in schedule.periods)
+            if schedule.duration is not None:
+                out.add(origin + schedule.duration)
+    return sorted(t for t in out if ws <= t < we)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    case=profile_sets(),
+    connector_id=st.sampled_from([0, 1, 2]),
+    unit=st.sampled_from(["A", "W"]),
+    shift=st.integers(-3 * 86400, 3600),
+    days=st.integers(1, 9),
+)
+def test_composite_over_days_matches_brute_force_where_it_can_change(case, connector_id, unit, shift, days):
+    """Windows of up to 9 days (recurring profiles repeat in them): between two instants where
+    some profile's period, run or validity starts or ends, the composite is constant, so the
+    oracle is asked at each such instant and the second before it."""
+    ws, items, tx_start = case
+    ws += shift
+    duration = days * 86400
+    schedule = composite_schedule(
+        items, connector_id, datetime.fromtimestamp(ws, UTC), duration, unit,
+        transaction_start=None if tx_start is None else datetime.fromtimestamp(tx_start, UTC),
+    )
+    anchor = ws if tx_start is None else tx_start
+    starts = [p.start_period for p in schedule.periods]
+    assert starts[0] == 0 and starts == sorted(set(starts))
+    instants = _change_instants([(c, p) for c, p in items], ws, ws + duration, anchor)
+    assert {ws + s for s in starts} <= set(instants)
+    for t in sorted({*instants, *(t - 1 for t in instants if t > ws)}):
+        index = bisect_right(starts, t - ws) - 1
+        assert schedule.periods[index].limit == _oracle(items, connector_id, t, anchor, unit, 3, 3), t - ws
