@@ -10,7 +10,7 @@ connector 2 idles alongside, as in the demo. Both ends share ``time.perf_counter
   wrapped to timestamp the call that first carries that new CP state. One plug (A → B) and one
   unplug (B → A) per cycle give two samples per cycle.
 * **limit → PWM**: with a vehicle charging, ``core.set_limit(1, "bench", A)`` alternates
-  between 10 A and 16 A; the time runs from that call to the controller sending the first
+  between 10 A and 15 A (below the default 15.9 A of GridMaxPower 11 kW); the time runs from that call to the controller sending the first
   Status whose ``offered_current_a`` is the new offer (its PWM changed; the controller's
   ``offered_current_a`` is checked to agree at that moment).
 
@@ -47,8 +47,8 @@ __all__ = ["run"]
 log = logging.getLogger("bench.latency")
 
 CYCLES, QUICK_CYCLES = 50, 20  # plug/unplug cycles (two samples each)
-CHANGES, QUICK_CHANGES = 30, 12  # limit changes 16 A → 10 A → 16 A …
-LIMITS_A = (10.0, 16.0)
+CHANGES, QUICK_CHANGES = 30, 12  # limit changes 15 A → 10 A → 15 A …
+LIMITS_A = (10.0, 15.0)
 MEASURED = 1  # connector id
 CONNECTORS = 2
 WAIT_S = 3.0  # one change that has not arrived after this is a failure, not a sample
@@ -198,6 +198,7 @@ async def _measure(cycles: int, changes: int) -> list[Figure]:
                         status_ms.append(_ms(await probe.cp_change(cp, act)))
                         await asyncio.sleep(rng.uniform(0.05, 0.15))
 
+                core.set_limit(MEASURED, "bench", max(LIMITS_A))
                 world.plug(MEASURED, cable_max_a=32)
                 world.charge(MEASURED, max_current_a=32, phases=3)  # the offer alone limits the draw
                 await _until(lambda: probe.controller.contactor_closed
