@@ -37,6 +37,7 @@ from .hw.assembly import (
     simulator_for,
 )
 from .hw.modbus_server import ModbusServer
+from .load_balancing.service import LoadBalancingService
 from .ocpp_client.client import OcppClient
 from .smart_charging import ProfileStore
 from .sdnotify import SystemdNotifier, run_watchdog
@@ -147,6 +148,8 @@ class Daemon:
                 Component("ocpp", ocpp.run, critical=False),
                 Component("ocpp-meter-values", ocpp.transactions.run, critical=False),
                 Component("smart-charging", ocpp.profile_applier.run, critical=False),
+                Component("load-balancing", LoadBalancingService(core, store, config=self.config).run,
+                          critical=False),
                 Component("modbus-server", ModbusServer.from_config(
                     core, store, self.config.modbus_server, enabled=lambda: store.get("ModbusServerEnabled")).run,
                     critical=False),

@@ -167,3 +167,18 @@ def test_grid_settings_apply_at_once(tmp_path: Path, setting, value, expected):
     published = len(rig.of(OutputsChanged))
     rig.store.set(setting, value)
     assert offers(rig, 1) == [expected] and len(rig.of(OutputsChanged)) > published
+
+
+def test_measured_current_by_grid_phase_follows_the_wiring():
+    from stationd.core.demand import DrawWindow
+
+    window = DrawWindow()
+    assert window.grid_current("RST", (1, 2, 3)) == {}  # nothing measured yet
+    window.sample((10.0, 9.0, 11.0), now=0.0)
+    assert window.grid_current("STR", (1, 2, 3)) == {2: 10.0, 3: 9.0, 1: 11.0}
+    assert window.grid_current("RST", (3, 1, 2)) == {3: 10.0, 1: 9.0, 2: 11.0}
+    # wiring unknown: each phase is credited only with what the vehicle surely draws on it
+    assert window.grid_current("Unknown", (1, 2, 3)) == {1: 9.0, 2: 9.0, 3: 9.0}
+    window.sample((16.0, None, None), now=1.0)  # a single-phase vehicle
+    assert window.grid_current("Unknown", (1, 2, 3)) == {1: 0.0, 2: 0.0, 3: 0.0}
+    assert window.phases == 1

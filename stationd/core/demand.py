@@ -81,10 +81,15 @@ class DrawWindow:
         return max(amps for _, amps in self._samples)
 
     def grid_current(self, rotation: str, grid_connection) -> dict[int, float]:
-        """The latest sample by grid phase; empty when the connector's wiring is not known (the
-        current cannot be put on a phase, so nobody may count on it being elsewhere)."""
-        if rotation not in ROTATIONS or not self.last:
+        """The latest sample by grid phase. When the connector's wiring is not known, each grid
+        phase is credited only with what the vehicle surely draws on it, whatever the wiring: the
+        smallest of its three phase currents (0 for a vehicle on one or two phases). A building
+        meter's "rest of the building" is then never underestimated."""
+        if not self.last:
             return {}
+        if rotation not in ROTATIONS:
+            surely = min(self.last) if len(self.last) == 3 else 0.0
+            return {phase: surely for phase in (1, 2, 3)}
         grid = check_grid_connection(grid_connection)
         result: dict[int, float] = {}
         for letter, amps in zip(rotation, self.last):
