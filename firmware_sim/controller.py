@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -82,7 +83,7 @@ from stationd.hw.evse_protocol.timing import (
 from .meters import SimMeter
 from .vehicle import Vehicle
 
-__all__ = ["CONTROLLER_FAULT_CODES", "SimController"]
+__all__ = ["CONTROLLER_FAULT_CODES", "SimController", "make_controller_image"]
 
 log = logging.getLogger("firmware_sim.controller")
 
@@ -754,3 +755,21 @@ class SimController:
 
 def _v(version: Any) -> str:
     return ".".join(str(part) for part in version)
+
+
+def make_controller_image(version: Version | str, size: int = 16 * 1024) -> bytes:
+    """A valid image file (docs/evse-protocol.md §11.1) of simulated controller firmware
+    ``version`` ((1, 2, 0) or "1.2.0"), ``size`` image bytes: what the station's "Flash
+    Firmware" takes and SimController's bootloader installs. The content is derived from the
+    version, so the same version always gives the same file."""
+    from stationd.hw.flashing import build_image  # the format's reference writer
+
+    if isinstance(version, str):
+        version = tuple(int(part) for part in version.split("."))  # type: ignore[assignment]
+    text = _v(version)
+    data = bytearray(f"SIM-EVSE application {text}\n".encode("ascii"))
+    block = 0
+    while len(data) < size:
+        data += hashlib.sha256(f"{text}/{block}".encode("ascii")).digest()
+        block += 1
+    return build_image(tuple(version), bytes(data[:size]))  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__, logs
+from . import __version__, factory_reset, logs
 from .auth.authorizer import Authorizer
 from .auth.cache import AuthCache
 from .auth.cards import CardHandler
@@ -29,6 +29,7 @@ from .config.station_file import StationConfig
 from .config.store import Change, ConfigStore
 from .core.sessions import SessionStore
 from .core.station import StationCore
+from .diagnostics.log_sources import install_log_ring
 from .hw.assembly import (
     Hardware,
     build_hardware,
@@ -36,6 +37,7 @@ from .hw.assembly import (
     needs_simulator,
     simulator_for,
 )
+from .hw.flashing import ControllerFlasher
 from .hw.modbus_server import ModbusServer
 from .load_balancing.service import LoadBalancingService
 from .ocpp_client.client import OcppClient
@@ -67,6 +69,8 @@ class Station:
     world: object | None = None  # the firmware_sim world behind "sim" transports
     ocpp: object | None = None  # the OcppClient
     whitelist: object | None = None  # the technician's RFID whitelist
+    flasher: object | None = None  # the EVSE controllers' "Flash Firmware" (stationd.hw.flashing)
+    factory_reset: object | None = None  # the FactoryReset key at run time (stationd.factory_reset)
 
 
 class Daemon:
@@ -103,8 +107,10 @@ class Daemon:
             self._stop.set()
 
     async def run(self) -> int:
+        reset = factory_reset.run_pending(self.config.data_dir)  # before anything opens the data
         store = ConfigStore.open(self.config.data_dir, installation=installation_values(self.config))
         remove_secrets = logs.add_secret_source(store.secret_values)
+        install_log_ring()  # the log lines GetDiagnostics archives when journald does not keep them
         db: Database | None = None
         cleanup = contextlib.AsyncExitStack()
         try:  # whatever fails from here on, everything opened is closed again, in reverse order
@@ -112,7 +118,8 @@ class Daemon:
                 logs.apply_level_key(key, store.get(key))
             store.subscribe(_apply_log_level, names=logs.LEVEL_KEYS)
             db = Database.open(self.config.data_dir)
-            boot_id = db.record_boot(__version__, None, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            boot_id = db.record_boot(__version__, factory_reset.BOOT_REASON if reset else None,
+                                     datetime.now(timezone.utc).isoformat(timespec="seconds"))
             log.info("stationd %s starting (boot %d, chargebox %s, %d connectors, data in %s)", __version__,
                      boot_id, store.get("BoxId"), store.connectors, self.config.data_dir)
             progress_db = Database.open(self.config.data_dir, durable=False)
@@ -139,7 +146,10 @@ class Daemon:
             cleanup.callback(hardware.close)
             ocpp.use_meter_readers(hardware.readers)
             cleanup.callback(core.shutdown)  # runs first: sessions end before the links close
-            station = Station(self.config, store, db, boot_id, core, hardware, world, ocpp, whitelist)
+            station = Station(self.config, store, db, boot_id, core, hardware, world, ocpp, whitelist,
+                              flasher=ControllerFlasher(core, hardware.drivers),
+                              factory_reset=factory_reset.FactoryResetKey(store, core, ocpp, self.request_restart))
+            ocpp.station = station  # GetDiagnostics archives the hardware status
             components = [
                 Component("settings-watch", store.watch),
                 Component("whitelist-watch", whitelist.watch),
@@ -148,6 +158,8 @@ class Daemon:
                 Component("ocpp", ocpp.run, critical=False),
                 Component("ocpp-meter-values", ocpp.transactions.run, critical=False),
                 Component("smart-charging", ocpp.profile_applier.run, critical=False),
+                Component("factory-reset", station.factory_reset.run, critical=False),
+                Component("firmware-update", ocpp.firmware.run, critical=False),
                 Component("load-balancing", LoadBalancingService(core, store, config=self.config).run,
                           critical=False),
                 Component("modbus-server", ModbusServer.from_config(

@@ -19,6 +19,7 @@ from ..core.connector import ControllerState
 from ..core.events import OutputsChanged
 from ..core.station import StationCore
 from .evse_protocol import (
+    BootAbort,
     BootStatus,
     CommandResult,
     Event,
@@ -101,7 +102,7 @@ class ControllerDriver:
             await self._sleep(backoff)
 
     async def send(self, message) -> None:
-        """Send a message to the controller now (firmware flashing uses this)."""
+        """Send a message to the controller now (firmware flashing uses this: stationd.hw.flashing)."""
         if self._link is None:
             raise LinkError("the controller link is down")
         await self._link.send(message)
@@ -109,6 +110,9 @@ class ControllerDriver:
     async def _serve(self, link) -> None:
         self.hello = None
         await link.send(RequestHello())
+        # A firmware update cut short (link lost, station restarted) would leave the controller
+        # refusing to charge (BUSY): discard it; an idle bootloader just answers IDLE.
+        await link.send(BootAbort())
         tasks = [asyncio.create_task(self._heartbeats(link)), asyncio.create_task(self._push_outputs(link))]
         try:
             while True:

@@ -27,6 +27,7 @@ from ..config.store import ConfigStore
 from ..config.value_types import Source
 from ..core.events import SessionEnded, SessionStarted
 from ..core.station import StationCore
+from ..firmware.update import FirmwareUpdater
 from ..hw.meters.signing import SignedReadings
 from ..smart_charging import InvalidProfile, ProfileStore
 from ..smart_charging.applier import ProfileApplier
@@ -37,6 +38,7 @@ from .connection import ConnectionManager
 from .errors import CallError, ConnectionLost
 from .handlers import HANDLERS
 from .handlers.smart_charging import parse_profile
+from .journal import JOURNAL_FILE, MessageJournal
 from .outbox import Outbox
 from .rpc import RpcEndpoint, check_request
 from .status import StatusReporter
@@ -82,7 +84,10 @@ class OcppClient:
                                          on_event=self.security_event, rng=rng or random.Random(), sleep=sleep)
         self.registration = "none"  # none | Pending | Rejected | Accepted (this start of the daemon)
         self.diagnostics_status = "Idle"
+        self.journal = MessageJournal.for_store(Path(config.data_dir) / JOURNAL_FILE, store)
+        self.station = None  # the daemon's Station (GetDiagnostics archives its hardware status)
         self.firmware_status = "Idle"
+        self.firmware = FirmwareUpdater.for_client(self)  # UpdateFirmware; its run() is a daemon component
         self._rpc: RpcEndpoint | None = None
         self._last_sent = monotonic()
         self._started_event_sent = False
@@ -96,6 +101,9 @@ class OcppClient:
     def close(self) -> None:
         """At shutdown, after the core's last StopTransactions were queued."""
         self.outbox.close()
+        self.journal.close()
+        for task in list(self._background):  # e.g. a diagnostics upload still under way
+            task.cancel()
 
     @property
     def accepted(self) -> bool:
@@ -140,7 +148,7 @@ class OcppClient:
         return self.store.get("ServerMode") == "Online"
 
     async def _session(self, websocket) -> None:
-        rpc = RpcEndpoint(websocket, self._dispatch)
+        rpc = RpcEndpoint(websocket, self._dispatch, journal=self.journal)
         self._rpc = rpc
         receiving = asyncio.create_task(rpc.run(), name="ocpp-receive")
         workers: list[asyncio.Task] = []

@@ -31,6 +31,9 @@ API
   description, details)`` (the peer's code verbatim, even if it is not a 1.6 code), no answer →
   :class:`CallTimeout`, socket gone → :class:`ConnectionLost`.
 * :attr:`RpcEndpoint.stats` counts frames and outcomes (:class:`RpcStats`).
+* ``journal`` (optional, :class:`stationd.ocpp_client.journal.MessageJournal`) gets
+  ``record("in", frame)`` for every frame received and ``record("out", text)`` for every
+  frame sent; whatever it raises is logged and ignored.
 * :data:`KNOWN_ACTIONS` (CS → station) and :data:`STATION_ACTIONS` (station → CS) come from
   :mod:`stationd.ocpp_client.actions`.
 
@@ -304,8 +307,10 @@ class RpcEndpoint:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         handler_timeout: float = 10.0,
         log: logging.Logger = _LOG,
+        journal: Any = None,
     ) -> None:
         self._ws = websocket
+        self._journal = journal  # MessageJournal: record(direction, frame) for every frame, never raises
         self._handler = handler
         self.call_timeout = call_timeout
         self.max_frame_bytes = max_frame_bytes
@@ -342,6 +347,7 @@ class RpcEndpoint:
                 except ConnectionClosed as closed:
                     self._log.info("OCPP connection closed (%s)", closed)
                     break
+                self._journal_frame("in", frame)
                 try:
                     self._on_frame(frame)
                 except Exception:  # noqa: BLE001 - one frame must never end the receive loop
@@ -642,7 +648,16 @@ class RpcEndpoint:
             self._log.info("-> %s %s %s not sent: connection closed", _TYPE_NAMES[type_id], action, uid[:40])
             return False
         self.stats.frames_sent += 1
+        self._journal_frame("out", text)
         return True
+
+    def _journal_frame(self, direction: str, frame: str | bytes) -> None:
+        if self._journal is None:
+            return
+        try:
+            self._journal.record(direction, frame)
+        except Exception:  # noqa: BLE001 - the journal must never break the connection
+            self._log.exception("OCPP journal failed to record a frame")
 
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coroutine)

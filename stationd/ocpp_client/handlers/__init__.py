@@ -8,6 +8,8 @@ error and NotImplementedError for an action the station knows but does not suppo
 from __future__ import annotations
 
 from . import core_profile, local_auth, remote_trigger, reservation, smart_charging
+from . import diagnostics as diagnostics_handlers
+from . import firmware_management
 
 HANDLERS = {**core_profile.HANDLERS, **local_auth.HANDLERS, **remote_trigger.HANDLERS, **reservation.HANDLERS,
-            **smart_charging.HANDLERS}
+            **smart_charging.HANDLERS, **diagnostics_handlers.HANDLERS, **firmware_management.HANDLERS}
