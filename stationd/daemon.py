@@ -46,6 +46,9 @@ from .sdnotify import SystemdNotifier, run_watchdog
 from .storage import Database
 from .supervisor import Component, ComponentFailed, Supervisor
 from .system import system_edge
+from .system.monitor import SystemMonitor
+from .system.options import DeviceOptions
+from .system.settings_bridge import SystemSettings
 
 log = logging.getLogger("stationd.daemon")
 
@@ -129,9 +132,18 @@ class Daemon:
             core = StationCore(store, SessionStore(db, progress_db), connector_specs(self.config))
             authorizer = Authorizer(store, LocalList(db), AuthCache(db), whitelist, core.clock,
                                     on_conflict=lambda id_tag: _report_list_conflict(core))
+            system = system_edge(self.config.system_backend, on_reboot=self.request_restart,
+                                 on_restart=self.request_restart,
+                                 options=DeviceOptions(state_dir=str(Path(self.config.data_dir).resolve() / "system")))
+            system_settings = SystemSettings(store, system)
+            await system.startup()
+            cleanup.callback(system.close)
+            if self.config.system_backend == "device":
+                await system.configure_usb_gadget()
+            monitor = SystemMonitor(system, on_weak_signal=lambda weak: core.station_fault("WeakSignal", weak, "modem"))
+            monitor.provide_keys(store)
             ocpp = OcppClient(self.config, store, db, core, request_restart=self.request_restart,
-                              authorizer=authorizer, system=system_edge(self.config.system_backend),
-                              profiles=ProfileStore(db))
+                              authorizer=authorizer, system=system, profiles=ProfileStore(db))
             cards = CardHandler(core, store, authorizer, whitelist, online=ocpp.online,
                                 ask_backend=ocpp.ask_backend, clock=core.clock)
             cleanup.callback(ocpp.close)  # runs after core.shutdown (registered later, runs earlier)
@@ -159,6 +171,8 @@ class Daemon:
                 Component("ocpp-meter-values", ocpp.transactions.run, critical=False),
                 Component("smart-charging", ocpp.profile_applier.run, critical=False),
                 Component("factory-reset", station.factory_reset.run, critical=False),
+                Component("system-settings", system_settings.run, critical=False),
+                Component("system-monitor", monitor.run, critical=False),
                 Component("firmware-update", ocpp.firmware.run, critical=False),
                 Component("load-balancing", LoadBalancingService(core, store, config=self.config).run,
                           critical=False),

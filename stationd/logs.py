@@ -61,6 +61,8 @@ class SecretFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         secrets = [s for s in self._secrets() if len(s) >= 4]
         if not secrets:
+            if "://" in str(record.msg) or any("://" in str(a) for a in _args(record)):
+                record.msg, record.args = mask_url_passwords(record.getMessage()), None
             return True
         # Case-insensitive: a hex key may arrive in upper case while the store keeps lower case.
         pattern = re.compile("|".join(re.escape(s) for s in sorted(secrets, key=len, reverse=True)), re.IGNORECASE)
@@ -68,7 +70,7 @@ class SecretFilter(logging.Filter):
             text = record.getMessage()
         except Exception as exc:  # a broken log call must not raise here, nor print its args
             text = f"{record.msg} (bad log call, arguments withheld: {type(exc).__name__}: {exc})"
-        text = pattern.sub(REDACTED, text)
+        text = mask_url_passwords(pattern.sub(REDACTED, text))
         fields = getattr(record, "fields", None)
         if fields:
             fields = {k: _redact(v, pattern) for k, v in fields.items()}
@@ -79,6 +81,22 @@ class SecretFilter(logging.Filter):
             record.msg += f" ({record.exc_info[0].__name__}, details withheld: they contain a secret)"
             record.exc_info = None
         return True
+
+
+_URL_PASSWORD_RE = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^/@\s\"':]*:)[^/@\s\"]*@")
+
+
+def mask_url_passwords(text: str) -> str:
+    """``ftp://user:password@host/`` → ``ftp://user:***@host/`` (UpdateFirmware, GetDiagnostics
+    and GetLog locations carry their credentials in the URL)."""
+    return _URL_PASSWORD_RE.sub(lambda m: m.group(1) + REDACTED + "@", text) if "://" in text else text
+
+
+def _args(record: logging.LogRecord) -> tuple:
+    args = record.args
+    if isinstance(args, dict):
+        return tuple(args.values())
+    return args if isinstance(args, tuple) else ()
 
 
 _secret_sources: list[Callable[[], Iterable[str]]] = []

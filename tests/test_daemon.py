@@ -380,6 +380,26 @@ def test_process_reports_ready_and_exits_0_on_signal(tmp_path, notify, signum):
     assert (tmp_path / "data" / "station.db").is_file()
 
 
+def test_a_restart_the_station_asks_for_exits_75_for_systemd_to_start_it_again(tmp_path, notify):
+    address, sock = notify
+    yaml = dry_run_station(tmp_path)
+    proc = start(yaml, address)
+    try:
+        receive_line(sock, "READY=1", timeout=15)
+        # the technician's factory reset "now" (another process writes the key): the station restarts
+        subprocess.run([sys.executable, "-m", "stationd", "config", "set", "--config", str(yaml),
+                        "FactoryReset", "Active-now"], env=daemon_env(None), check=True, capture_output=True,
+                       timeout=30)
+        status = proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+        _, stderr = proc.communicate(timeout=5)
+    assert status == 75, stderr  # the unit's RestartForceExitStatus=75
+    assert "so that systemd starts the station again" in stderr
+
+
 def test_invalid_config_file_exits_78_naming_file_and_line(tmp_path):
     yaml = dry_run_station(tmp_path, replace=("max_current_a: 32  ", "max_current_a: 100 "))
     line = next(n for n, text in enumerate(yaml.read_text().splitlines(), 1) if "max_current_a: 100" in text)

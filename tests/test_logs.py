@@ -76,6 +76,21 @@ def test_secret_in_the_message_is_redacted(journal, secret):
     assert lines(journal) == ["<6>stationd.test: connecting with password *** now"]
 
 
+@pytest.mark.parametrize("with_known_secrets", [False, True])
+def test_the_password_of_a_url_is_redacted(journal, with_known_secrets):
+    remove = logs.add_secret_source(lambda: ["unrelated-secret"] if with_known_secrets else [])
+    try:
+        log.debug("never shown")
+        log.warning("UpdateFirmware from %s", "ftp://fw:Sup3r-pass@127.0.0.1:2121/pkg.tar")
+        log.warning('frame [2,"1","GetDiagnostics",{"location":"https://u:p%40ss@127.0.0.1/up"}]')
+    finally:
+        remove()
+    assert lines(journal) == [
+        "<4>stationd.test: UpdateFirmware from ftp://fw:***@127.0.0.1:2121/pkg.tar",
+        '<4>stationd.test: frame [2,"1","GetDiagnostics",{"location":"https://u:***@127.0.0.1/up"}]',
+    ]
+
+
 def test_secret_in_args_is_redacted(journal, secret):
     log.info("connecting with password %s (attempt %d)", secret, 3)
     log.warning("key=%r", secret)

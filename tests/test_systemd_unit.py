@@ -279,3 +279,11 @@ def test_address_families_allow_socketcan(unit) -> None:
 )
 def test_setting_absent(unit, key: str, reason: str) -> None:
     assert key not in unit["Service"], f"{key}= must not be set: {reason}"
+
+
+def test_exit_statuses_agree_with_the_daemon(unit) -> None:
+    from stationd.cli.run_cmd import EXIT_CONFIG, EXIT_RESTART
+
+    service = unit["Service"]
+    assert service["RestartPreventExitStatus"] == [str(EXIT_CONFIG)]  # a bad config file: no restart loop
+    assert service["RestartForceExitStatus"] == [str(EXIT_RESTART)]  # Reset / Restart Daemon: started again

@@ -18,6 +18,9 @@ from ..storage import StorageError
 # cannot help (the config file must be fixed first).
 EXIT_CONFIG = 78
 EXIT_STORAGE = 74  # EX_IOERR
+# EX_TEMPFAIL: the daemon stopped to start again (OCPP Reset, "Restart Daemon", an installed
+# update in the dry run): the unit's RestartForceExitStatus=75 has systemd start it again.
+EXIT_RESTART = 75
 
 log = logging.getLogger("stationd.daemon")
 
@@ -40,7 +43,13 @@ def run_daemon(args: argparse.Namespace) -> int:
         print(f"stationd run: the station config file is invalid:\n{problem}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        return asyncio.run(Daemon(config).run())
+        daemon = Daemon(config)
+        exit_code = asyncio.run(daemon.run())
+        if exit_code == 0 and daemon.restart_requested:
+            log.info("exiting with status %d so that systemd starts the station again (%s)", EXIT_RESTART,
+                     daemon.restart_requested)
+            return EXIT_RESTART
+        return exit_code
     except ConfigError as problem:
         log.critical("the station config file %s gives invalid values: %s", args.config, problem)
         return EXIT_CONFIG

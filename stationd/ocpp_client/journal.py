@@ -81,7 +81,6 @@ _LINE_RE = re.compile(r"^(\S+) (<-|->) (.*)$")
 # everything else only passes the secret filter.
 _LOOK_CLOSER_WORDS = ("changeconfiguration", "passw", "secret", "psk", "key")
 _HEX_RE = re.compile(r"[0-9A-Fa-f]+")
-_URL_PASSWORD_RE = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^/@\s\"':]*:)[^/@\s\"]*@")
 _JSON_VALUE_RE = re.compile(r'("value"\s*:\s*)"(?:[^"\\]|\\.)*"?')
 
 
@@ -167,8 +166,7 @@ class SecretMasker:
     def redact(self, text: str) -> str:
         """Every secret the log redaction knows replaced by ``***``, and the password of a URL
         (``ftp://user:password@host/``: GetDiagnostics and UpdateFirmware locations)."""
-        if "://" in text:
-            text = _URL_PASSWORD_RE.sub(lambda m: m.group(1) + MASK + "@", text)
+        text = logs.mask_url_passwords(text)
         if not self._may_hold_secret(text):
             return text
         record = logging.LogRecord("stationd.ocpp.journal", logging.INFO, __file__, 0, text, None, None)
