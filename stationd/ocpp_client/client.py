@@ -33,7 +33,9 @@ from ..smart_charging import InvalidProfile, ProfileStore
 from ..smart_charging.applier import ProfileApplier
 from ..storage import Database
 from ..system import SystemEdge
+from . import security_log
 from .boot import boot_payload
+from .certificates import CertificateStore
 from .connection import ConnectionManager
 from .errors import CallError, ConnectionLost
 from .handlers import HANDLERS
@@ -79,7 +81,11 @@ class OcppClient:
         self.profile_applier = ProfileApplier(core, store, profiles, self.outbox.transaction_id)
         self._pending_tx_profiles: dict[int, dict] = {}  # connector -> RemoteStart's TxProfile
         core.bus.subscribe(lambda e: self.profile_applier.transaction_ended(e.session.session_id), SessionEnded)
-        self.manager = ConnectionManager(store, ca_file=config.ocpp.ca_file,
+        self.certificates = CertificateStore(Path(config.data_dir), ca_file=config.ocpp.ca_file,
+                                             max_certificates=lambda: int(store.get("CertificateStoreMaxLength")),
+                                             clock=clock)
+        store.provide("CentralSystemRootCertificateInstalled", self.certificates.has_central_system_root)
+        self.manager = ConnectionManager(store, ca_file=self.certificates.trust_file,
                                          state_file=Path(config.data_dir) / CONNECTION_STATE_FILE,
                                          on_event=self.security_event, rng=rng or random.Random(), sleep=sleep)
         self.registration = "none"  # none | Pending | Rejected | Accepted (this start of the daemon)
@@ -308,6 +314,7 @@ class OcppClient:
         payload = {"type": kind, "timestamp": ocpp_time(self.clock())}
         if tech_info:
             payload["techInfo"] = tech_info[:255]
+        security_log.record(Path(self.config.data_dir) / security_log.SECURITY_LOG_FILE, payload)  # GetLog
         self.outbox.enqueue("SecurityEventNotification", payload)
 
     def _install_remote_start_profile(self, connector_id: int, transaction_id: int | None) -> None:

@@ -468,7 +468,7 @@ class ConnectionManager:
         self,
         store: Any,
         *,
-        ca_file: Path | None = None,
+        ca_file: Path | None | Callable[[], Path | None] = None,
         state_file: Path | None = None,
         on_event: EventCallback | None = None,
         rng: random.Random | None = None,
@@ -600,7 +600,8 @@ class ConnectionManager:
         except ConnectFailed:
             status.url = None
         try:
-            conn = await open_connection(self._store, ca_file=self._ca_file, rng=self._rng,
+            ca_file = self._ca_file() if callable(self._ca_file) else self._ca_file  # may change at run time
+            conn = await open_connection(self._store, ca_file=ca_file, rng=self._rng,
                                          ping_interval=self._ping_interval, open_timeout=self._open_timeout,
                                          close_timeout=self._close_timeout)
         except ConnectFailed as failure:

@@ -29,6 +29,10 @@ def check_security_profile(value: int, ctx: KeyContext) -> str | None:
         return f"the security profile can only be raised over OCPP (current: {current})"
     if value >= 1 and not ctx.is_set("AuthorizationKey"):
         return f"security profile {value} needs an AuthorizationKey; set it first"
+    # Whitepaper: profile 2 only with a CentralSystemRootCertificate (None: no certificate store
+    # is running, e.g. a command-line tool; the daemon's OCPP client provides the answer).
+    if ctx.source is Source.OCPP and value >= 2 and ctx.get("CentralSystemRootCertificateInstalled") is False:
+        return f"security profile {value} needs a CentralSystemRootCertificate; install one first"
     return None
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from . import core_profile, local_auth, remote_trigger, reservation, smart_charging
 from . import diagnostics as diagnostics_handlers
-from . import firmware_management
+from . import firmware_management, get_log, security
 
 HANDLERS = {**core_profile.HANDLERS, **local_auth.HANDLERS, **remote_trigger.HANDLERS, **reservation.HANDLERS,
-            **smart_charging.HANDLERS, **diagnostics_handlers.HANDLERS, **firmware_management.HANDLERS}
+            **smart_charging.HANDLERS, **diagnostics_handlers.HANDLERS, **firmware_management.HANDLERS,
+            **security.HANDLERS, **get_log.HANDLERS}

@@ -65,23 +65,34 @@ async def get_diagnostics(client, payload: dict) -> dict | HandlerResult:
     now = client.clock()
     file_name = diagnostics.archive_name(str(client.store.get("SerialNumber") or ""), now)
     upload = Upload(client, location, file_name, start, stop, retries, interval, now)
-    task = asyncio.get_running_loop().create_task(upload.run(), name="ocpp-diagnostics-upload")
-    _uploads[client] = task
-    background = getattr(client, "_background", None)
-    if background is not None:  # the client cancels it at shutdown
-        background.add(task)
-        task.add_done_callback(background.discard)
+    _uploads[client] = start_upload(client, upload, "ocpp-diagnostics-upload")
     return HandlerResult({"fileName": file_name}, after=upload.answered.set)
 
 
+def start_upload(client, upload: Upload, name: str) -> asyncio.Task:
+    """Run ``upload`` in the background (the client cancels it at shutdown)."""
+    task = asyncio.get_running_loop().create_task(upload.run(), name=name)
+    background = getattr(client, "_background", None)
+    if background is not None:
+        background.add(task)
+        task.add_done_callback(background.discard)
+    return task
+
+
 class Upload:
-    """One GetDiagnostics: archive, upload with retries, status notifications."""
+    """One GetDiagnostics: archive, upload with retries, status notifications.
+
+    GetLog (:mod:`.get_log`) reuses it: a subclass overrides :meth:`build` (what is uploaded)
+    and :meth:`_notify` (LogStatusNotification)."""
+
+    kind = "diagnostics"
 
     def __init__(self, client, location: str, file_name: str, start: datetime | None, stop: datetime | None,
                  retries: int, interval: float, now: datetime):
         self.client, self.location, self.file_name = client, location, file_name
         self.start, self.stop, self.retries, self.interval, self.now = start, stop, retries, interval, now
         self.answered = asyncio.Event()  # set once the GetDiagnostics.conf went out
+        self.problem: Exception | None = None  # the last failed attempt's TransferError
 
     async def run(self) -> str:
         from ... import transfer
@@ -97,11 +108,9 @@ class Upload:
         final = "UploadFailed"
         try:
             await self._notify("Uploading")
-            dest_dir = Path(client.config.data_dir) / DIAGNOSTICS_DIR
-            await asyncio.to_thread(diagnostics.prune, dest_dir, 0)
-            archive = await diagnostics.build_archive_async(_station(client), self.start, self.stop, dest_dir,
-                                                            now=self.now, file_name=self.file_name)
-            log.info("diagnostics archive %s: %d bytes; uploading to %s", archive.name, archive.stat().st_size, shown)
+            archive = await self.build()
+            log.info("%s archive %s: %d bytes; uploading to %s", self.kind, archive.name, archive.stat().st_size,
+                     shown)
             for attempt in range(1, self.retries + 2):
                 try:
                     await transfer.upload(self.location, archive, self.file_name, timeout_s=UPLOAD_TIMEOUT_S,
@@ -109,21 +118,32 @@ class Upload:
                     final = "Uploaded"
                     break
                 except transfer.TransferError as problem:
+                    self.problem = problem
                     last = attempt > self.retries or not problem.retry
-                    log.warning("diagnostics upload to %s, attempt %d of %d, failed: %s%s", shown, attempt,
+                    log.warning("%s upload to %s, attempt %d of %d, failed: %s%s", self.kind, shown, attempt,
                                 self.retries + 1, problem.reason, "" if last else f"; again in {self.interval} s")
                     if last:
                         break
                     await asyncio.sleep(self.interval)
         except asyncio.CancelledError:
-            client.diagnostics_status = "Idle"
+            self._idle()
             raise
         except Exception:  # noqa: BLE001 - the station's own failure still ends in UploadFailed
-            log.exception("diagnostics for %s failed", shown)
-        log.info("diagnostics %s: %s", self.file_name, final)
+            log.exception("%s for %s failed", self.kind, shown)
+        log.info("%s %s: %s", self.kind, self.file_name, final)
         await self._notify(final)
-        client.diagnostics_status = "Idle"  # not busy any more: what a TriggerMessage reports
+        self._idle()  # not busy any more: what a TriggerMessage reports
         return final
+
+    async def build(self) -> Path:
+        """The file to upload: the diagnostics archive of [start, stop]."""
+        dest_dir = Path(self.client.config.data_dir) / DIAGNOSTICS_DIR
+        await asyncio.to_thread(diagnostics.prune, dest_dir, 0)
+        return await diagnostics.build_archive_async(_station(self.client), self.start, self.stop, dest_dir,
+                                                     now=self.now, file_name=self.file_name)
+
+    def _idle(self) -> None:
+        self.client.diagnostics_status = "Idle"
 
     async def _notify(self, status: str) -> None:
         """DiagnosticsStatusNotification, once the backend is reachable (waits up to NOTIFY_WAIT_S)."""

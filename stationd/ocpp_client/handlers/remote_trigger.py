@@ -1,4 +1,10 @@
-"""Remote Trigger profile: TriggerMessage. The .conf goes out first, then the message."""
+"""Remote Trigger profile: TriggerMessage, and the security whitepaper's ExtendedTriggerMessage.
+
+Both share the per-message senders; the .conf goes out first, then the message. The extended
+one's FirmwareStatusNotification is a SignedFirmwareStatusNotification, its
+LogStatusNotification reports the GetLog upload (Idle when none runs), and
+SignChargePointCertificate (a SignCertificate with a CSR, security profile 3) is NotImplemented.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,18 @@ from ..rpc import HandlerResult
 
 
 async def trigger_message(client, payload: dict) -> dict | HandlerResult:
+    return _trigger(client, payload, TRIGGERS)
+
+
+async def extended_trigger_message(client, payload: dict) -> dict | HandlerResult:
+    return _trigger(client, payload, EXTENDED_TRIGGERS)
+
+
+def _trigger(client, payload: dict, triggers: dict) -> dict | HandlerResult:
     message, connector_id = payload["requestedMessage"], payload.get("connectorId")
     if connector_id is not None and connector_id != 0 and connector_id not in client.core.connectors:
         return {"status": "Rejected"}
-    send = TRIGGERS.get(message)
+    send = triggers.get(message)
     if send is None:
         return {"status": "NotImplemented"}
 
@@ -43,6 +57,16 @@ async def _firmware_status(client, connector_id):
     await client.call("FirmwareStatusNotification", {"status": client.firmware_status})
 
 
+async def _signed_firmware_status(client, connector_id):
+    await client.call("SignedFirmwareStatusNotification", {"status": client.firmware_status})
+
+
+async def _log_status(client, connector_id):
+    from .get_log import log_status  # the GetLog upload's state
+
+    await client.call("LogStatusNotification", log_status(client))
+
+
 TRIGGERS = {
     "BootNotification": _boot,
     "Heartbeat": _heartbeat,
@@ -52,4 +76,13 @@ TRIGGERS = {
     "FirmwareStatusNotification": _firmware_status,
 }
 
-HANDLERS = {"TriggerMessage": trigger_message}
+EXTENDED_TRIGGERS = {
+    "BootNotification": _boot,
+    "Heartbeat": _heartbeat,
+    "StatusNotification": _status,
+    "MeterValues": _meter_values,
+    "FirmwareStatusNotification": _signed_firmware_status,
+    "LogStatusNotification": _log_status,
+}
+
+HANDLERS = {"TriggerMessage": trigger_message, "ExtendedTriggerMessage": extended_trigger_message}
