@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 DRY_RUN = REPO / "examples" / "dry-run.yaml"
 
@@ -19,3 +21,14 @@ def dry_run_station(directory: Path, *, replace: tuple[str, str] | None = None) 
     path = directory / "station.yaml"
     path.write_text(text)
     return path
+
+
+@pytest.fixture
+async def http_files():
+    """An HTTP server on 127.0.0.1 that serves files and takes uploads (tests/file_servers.py)."""
+    from file_servers import HttpFiles
+
+    server = HttpFiles()
+    await server.start()
+    yield server
+    await server.stop()

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from file_servers import FtpFiles, HttpFiles
+from file_servers import FtpFiles
 from test_ocpp_client import BOX, Station, config_for, until
 
 from firmware_sim.central_system import CallErrorReceived, CentralSystem
@@ -241,14 +241,6 @@ async def station(tmp_path: Path, cs: CentralSystem):
     yield running
     await running.stop()
     await world.stop()
-
-
-@pytest.fixture
-async def http_files():
-    server = HttpFiles()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

@@ -14,68 +14,17 @@ from stationd import factory_reset
 from stationd.auth.id_tag_info import IdTagInfo
 from stationd.config.store import ConfigStore
 from stationd.config.value_types import Source
-from stationd.daemon import Daemon
-from stationd.sdnotify import SystemdNotifier
-from stationd.config.station_file import parse_station_config
 from stationd.storage import Database
-
-BOX = "TE-IT0001"
+from test_ocpp_client import BOX, Station, config_for, until
 
 PROFILE = {"chargingProfileId": 7, "stackLevel": 0, "chargingProfilePurpose": "ChargePointMaxProfile",
            "chargingProfileKind": "Relative",
            "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 20}]}}
 
 
-def config_for(data_dir: Path, url: str):
-    rows = "\n".join(f"    - {{id: {i}, controller: {{transport: sim}}, meter: {{model: sim}}}}" for i in (1, 2))
-    return parse_station_config(
-        f"identity: {{serial_number: IT0001, chargebox_id_template: 'TE-{{serial}}'}}\n"
-        f"ocpp: {{endpoint: '{url}', security_profile: 0}}\n"
-        f"hardware:\n  connectors:\n{rows}\n  rfid: {{transport: sim}}\n"
-        f"modbus_server: {{enabled: false, bind: '127.0.0.1:0'}}\n"
-        f"data_dir: {data_dir}\n")
-
-
 def payloads(cs: CentralSystem, action: str) -> list[dict]:
     return [r.payload for r in cs.messages(BOX) if r.action == action and r.direction == "in"
             and r.message_type_id == 2]
-
-
-async def until(condition, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
-
-
-class Station:
-    """The daemon in this event loop, started again in place when it asks for a restart."""
-
-    def __init__(self, config, world):
-        self.config, self.world = config, world
-        self.boots = 0
-        self.station = None
-        self.task = asyncio.create_task(self._run())
-
-    async def _run(self) -> int:
-        while True:
-            self.daemon = Daemon(self.config, world=self.world, notifier=SystemdNotifier.from_env({}),
-                                 handle_signals=False, component_factories=[self._capture])
-            code = await self.daemon.run()
-            if not self.daemon.restart_requested:
-                return code
-
-    def _capture(self, station):
-        self.boots += 1
-        self.station = station
-        return []
-
-    @property
-    def store(self):
-        return self.station.store
-
-    async def stop(self) -> None:
-        self.daemon.request_stop("test over")
-        assert await asyncio.wait_for(self.task, 15) == 0
 
 
 @pytest.fixture

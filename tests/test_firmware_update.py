@@ -152,14 +152,6 @@ async def rig(tmp_path: Path):
     made.db.close()
 
 
-@pytest.fixture
-async def http_files():
-    server = HttpFiles()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 async def test_update_over_http_installs_and_reboots(rig: Rig, http_files: HttpFiles, tmp_path: Path):
     http_files.files["fw.tar"] = make_package(tmp_path / "pkg", version="2.0.0")
     assert rig.store.get("FirmwareVersion") == __version__

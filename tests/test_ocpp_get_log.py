@@ -36,14 +36,6 @@ async def station(tmp_path: Path, cs: CentralSystem):
     await world.stop()
 
 
-@pytest.fixture
-async def http_files():
-    server = HttpFiles()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 def calls(cs: CentralSystem, action: str) -> list[dict]:
     return [r.payload for r in cs.messages(BOX) if r.action == action and r.direction == "in"
             and r.message_type_id == 2]
