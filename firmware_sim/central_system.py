@@ -22,7 +22,10 @@ How it is built
   with ``require_subprotocol=True`` (default), required: a handshake without it gets HTTP 400.
   Security profile 1 and 2 check HTTP Basic on every handshake (user = chargebox id, password
   compared as *bytes* against ``passwords[chargebox_id]``); wrong or missing → HTTP 401.
-  Profile 2 needs ``ssl_context`` (see :mod:`firmware_sim.test_pki`). A second connection for an
+  Profile 2 needs ``ssl_context`` (see :mod:`firmware_sim.test_pki`). Profile 3 is TLS with client
+  certificates and no Basic check: its ``ssl_context`` requires them
+  (``ThrowawayPKI.client_auth_context()``); the subject of the certificate a station presented is
+  in :attr:`Handshake.client_certificate` (any profile). A second connection for an
   id that is already connected replaces the first one (the old socket is closed), as real
   backends do. ``refuse_status`` (e.g. 503) makes every handshake fail, for backoff tests.
 * Peer object: one ``ocpp.v16.ChargePoint`` subclass per connection, used server-side. Its
@@ -85,6 +88,7 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
+from cryptography import x509
 from jsonschema.exceptions import best_match
 from ocpp import exceptions as ocpp_exceptions
 from ocpp.messages import Call as _OcppCall
@@ -238,7 +242,8 @@ class Record:
 class Handshake:
     """One WebSocket handshake attempt (accepted or not). ``status`` is the HTTP status sent:
     101 accepted, 400 bad subprotocol, 401 bad credentials, 404 no chargebox id, ….
-    TLS failures happen before HTTP and are not seen here."""
+    TLS failures happen before HTTP and are not seen here. ``client_certificate``: the subject
+    (RFC 4514) of the TLS client certificate the station presented, None without one."""
 
     chargebox_id: str
     path: str
@@ -249,6 +254,7 @@ class Handshake:
     remote: str
     timestamp: float
     monotonic: float
+    client_certificate: str | None = None
 
 
 @dataclass(frozen=True)
@@ -799,10 +805,10 @@ class CentralSystem:
         now: Callable[[], datetime] | None = None,
         max_records: int | None = None,
     ) -> None:
-        if security_profile not in (0, 1, 2):
-            raise ValueError(f"security profile must be 0, 1 or 2, not {security_profile!r}")
-        if security_profile == 2 and ssl_context is None:
-            raise ValueError("security profile 2 needs an ssl_context (wss)")
+        if security_profile not in (0, 1, 2, 3):
+            raise ValueError(f"security profile must be 0, 1, 2 or 3, not {security_profile!r}")
+        if security_profile >= 2 and ssl_context is None:
+            raise ValueError(f"security profile {security_profile} needs an ssl_context (wss)")
         self.host = host
         self.port = port
         self.path = "/" + path.strip("/") if path.strip("/") else ""
@@ -1109,7 +1115,7 @@ class CentralSystem:
         elif not chargebox_id:
             reason = "no chargebox id in the URL path"
             response = connection.respond(HTTPStatus.NOT_FOUND, "No chargebox id in the URL path.\n")
-        elif self.security_profile >= 1:
+        elif self.security_profile in (1, 2):
             user, reason = self._check_basic_auth(chargebox_id, request.headers)
             if reason is not None:
                 response = connection.respond(HTTPStatus.UNAUTHORIZED, "Unauthorized.\n")
@@ -1118,6 +1124,12 @@ class CentralSystem:
             user, _ = self._check_basic_auth(chargebox_id, request.headers)
         connection.csms_handshake = (chargebox_id, user, reason)  # type: ignore[attr-defined]
         return response
+
+    @staticmethod
+    def _client_certificate(connection: ServerConnection) -> str | None:
+        tls = connection.transport.get_extra_info("ssl_object")
+        der = tls.getpeercert(binary_form=True) if tls is not None else None
+        return x509.load_der_x509_certificate(der).subject.rfc4514_string() if der else None
 
     def _process_response(self, connection: ServerConnection, request: Request, response: Response) -> None:
         chargebox_id, user, reason = getattr(connection, "csms_handshake", (_chargebox_id_of(request.path), None, None))
@@ -1131,7 +1143,8 @@ class CentralSystem:
                         for p in value.split(","))
         remote = connection.remote_address
         handshake = Handshake(chargebox_id, request.path, status, reason, offered, user,
-                              f"{remote[0]}:{remote[1]}" if remote else "?", time.time(), time.monotonic())
+                              f"{remote[0]}:{remote[1]}" if remote else "?", time.time(), time.monotonic(),
+                              self._client_certificate(connection))
         self._handshakes.append(handshake)
         self.connection_attempts[chargebox_id].append(handshake.monotonic)
         if status == 101:

@@ -2,7 +2,8 @@
 # Sets up stationd on a fresh Debian machine with Python 3.11 or newer:
 #   scripts/setup.sh          a virtualenv in .venv with stationd installed
 #   scripts/setup.sh --test   the same plus the test tools and the Debian packages the
-#                             tests use (systemd-analyze, to verify the unit file)
+#                             tests use (systemd-analyze, to verify the unit file; chromium,
+#                             for the WebUI's browser tests)
 # Safe to run again: it only installs what is missing or changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ fi
 packages=()
 if (( with_tests )); then
   command -v systemd-analyze >/dev/null || packages+=(systemd)
+  command -v chromium >/dev/null || packages+=(chromium fonts-dejavu-core)
 fi
 if (( ${#packages[@]} )); then
   sudo=""

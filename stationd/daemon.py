@@ -49,6 +49,7 @@ from .system import system_edge
 from .system.monitor import SystemMonitor
 from .system.options import DeviceOptions
 from .system.settings_bridge import SystemSettings
+from .webui.app import WebUi
 
 log = logging.getLogger("stationd.daemon")
 
@@ -74,6 +75,9 @@ class Station:
     whitelist: object | None = None  # the technician's RFID whitelist
     flasher: object | None = None  # the EVSE controllers' "Flash Firmware" (stationd.hw.flashing)
     factory_reset: object | None = None  # the FactoryReset key at run time (stationd.factory_reset)
+    system: object | None = None  # the operating-system edge (stationd.system)
+    supervisor: object | None = None  # the components' supervisor (the WebUI's daemon status)
+    webui: object | None = None  # the installer WebUI (stationd.webui.app.WebUi)
 
 
 class Daemon:
@@ -133,7 +137,7 @@ class Daemon:
             authorizer = Authorizer(store, LocalList(db), AuthCache(db), whitelist, core.clock,
                                     on_conflict=lambda id_tag: _report_list_conflict(core))
             system = system_edge(self.config.system_backend, on_reboot=self.request_restart,
-                                 on_restart=self.request_restart,
+                                 on_restart=self.request_restart, simulate_modem=self.config.hardware.modem == "sim",
                                  options=DeviceOptions(state_dir=str(Path(self.config.data_dir).resolve() / "system")))
             system_settings = SystemSettings(store, system)
             await system.startup()
@@ -160,8 +164,10 @@ class Daemon:
             cleanup.callback(core.shutdown)  # runs first: sessions end before the links close
             station = Station(self.config, store, db, boot_id, core, hardware, world, ocpp, whitelist,
                               flasher=ControllerFlasher(core, hardware.drivers),
-                              factory_reset=factory_reset.FactoryResetKey(store, core, ocpp, self.request_restart))
+                              factory_reset=factory_reset.FactoryResetKey(store, core, ocpp, self.request_restart),
+                              system=system)
             ocpp.station = station  # GetDiagnostics archives the hardware status
+            station.webui = WebUi(station)
             components = [
                 Component("settings-watch", store.watch),
                 Component("whitelist-watch", whitelist.watch),
@@ -176,6 +182,7 @@ class Daemon:
                 Component("firmware-update", ocpp.firmware.run, critical=False),
                 Component("load-balancing", LoadBalancingService(core, store, config=self.config).run,
                           critical=False),
+                Component("webui", station.webui.run, critical=False),
                 Component("modbus-server", ModbusServer.from_config(
                     core, store, self.config.modbus_server, enabled=lambda: store.get("ModbusServerEnabled")).run,
                     critical=False),
@@ -183,7 +190,7 @@ class Daemon:
             ]
             for factory in self._factories:
                 components.extend(factory(station))
-            supervisor = Supervisor(components, **self._supervisor_options)
+            supervisor = station.supervisor = Supervisor(components, **self._supervisor_options)
             return await self._run_until_stopped(supervisor)
         finally:
             await cleanup.aclose()
@@ -237,7 +244,20 @@ class Daemon:
             async with asyncio.timeout(self.shutdown_timeout):
                 await asyncio.shield(supervised)
         if not supervised.done():
-            log.error("components did not stop within %.0f s; leaving them behind", self.shutdown_timeout)
+            log.error("components did not stop within %.0f s; leaving them behind: %s", self.shutdown_timeout,
+                      _pending_tasks())
+
+
+def _pending_tasks() -> str:
+    """The tasks still running, each with the line it waits on (for the log of a slow shutdown)."""
+    described = []
+    for task in asyncio.all_tasks():
+        if task.done() or task is asyncio.current_task():
+            continue
+        stack = task.get_stack()
+        where = f"{stack[-1].f_code.co_filename}:{stack[-1].f_lineno}" if stack else "?"
+        described.append(f"{task.get_name()} at {where}")
+    return "; ".join(sorted(described)) or "none"
 
 
 async def _tick(core: StationCore, cards: CardHandler) -> None:

@@ -65,6 +65,7 @@ def demo_config(options: DemoOptions, backend_url: str) -> StationConfig:
                 for i in range(1, options.connectors + 1)
             ],
             "rfid": {"transport": "sim"},
+            "modem": "sim",
         },
         "webui": {"bind": options.webui},
         "modbus_server": {"enabled": True, "bind": options.modbus},
@@ -139,8 +140,8 @@ def _announce(announce, config: StationConfig, api_url: str, backend_url: str, b
     if built_in:
         backend += "  (built-in central system: accepts everything)"
     announce("stationd demo: the station runs with simulated hardware. Ctrl-C stops it.")
-    announce(f"  WebUI            https://{host}:{port}  (login admin / {config.identity.serial_number};"
-             " the WebUI itself arrives in a later release)")
+    announce(f"  WebUI            https://{host}:{port}  (login admin / {config.identity.serial_number},"
+             " a self-signed certificate)")
     announce(f"  control API      {api_url}  (GET /state; POST /connectors/1/plug …)")
     announce(f"  OCPP backend     {backend}")
     announce(f"  Modbus TCP       {config.modbus_server.bind}")

@@ -98,11 +98,14 @@ class Rig:
         self.sent: list[tuple[float, str, dict]] = []
         self.events: list[tuple[str, str]] = []
         self.status = "Idle"
+        self.online = True  # False: every message to the backend fails as while it is unreachable
         self.task: asyncio.Task | None = None
         self.updater = self._new_updater()
 
     def _new_updater(self) -> FirmwareUpdater:
         async def send(action: str, payload: dict) -> dict:
+            if not self.online:
+                raise ConnectionError("not connected to the backend")
             self.sent.append((time.monotonic(), action, payload))
             return {}
 

@@ -8,6 +8,7 @@ control APIs), the master killed with SIGKILL and restarted."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -237,7 +238,8 @@ class DemoStation:
 
     def start(self, backend: str) -> None:
         env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
-        env.update(STATIOND_LB_FALLBACK_HOLD_S=str(FALLBACK_HOLD_S), STATIOND_LB_BACKOFF_MAX_S="1")
+        env.update(STATIOND_LB_FALLBACK_HOLD_S=str(FALLBACK_HOLD_S), STATIOND_LB_BACKOFF_MAX_S="1",
+                   PYTHONFAULTHANDLER="1")
         self.state = None
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(
@@ -257,6 +259,11 @@ class DemoStation:
         os.killpg(self.proc.pid, signal.SIGTERM)
         try:
             return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGABRT)  # faulthandler writes every thread's stack to the log
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=5)
+            raise AssertionError(f"{self.serial} did not stop within 15 s of SIGTERM:\n{self.log()[-8000:]}") from None
         finally:
             if self.proc.poll() is None:
                 os.killpg(self.proc.pid, signal.SIGKILL)

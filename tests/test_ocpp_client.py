@@ -26,6 +26,7 @@ def config_for(data_dir: Path, url: str, connectors: int = 2):
         f"ocpp: {{endpoint: '{url}', security_profile: 0}}\n"
         f"hardware:\n  connectors:\n{rows}\n  rfid: {{transport: sim}}\n"
         f"modbus_server: {{enabled: false, bind: '127.0.0.1:0'}}\n"
+        f"webui: {{bind: '127.0.0.1:0'}}\n"
         f"data_dir: {data_dir}\n")
 
 

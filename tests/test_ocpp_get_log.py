@@ -105,7 +105,5 @@ async def test_extended_trigger_message(station: Station, cs: CentralSystem, mes
 
 
 async def test_extended_trigger_message_refusals(station: Station, cs: CentralSystem):
-    assert await cs.call(BOX, "ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"}) == {
-        "status": "NotImplemented"}
     assert await cs.call(BOX, "ExtendedTriggerMessage", {"requestedMessage": "Heartbeat", "connectorId": 9}) == {
         "status": "Rejected"}

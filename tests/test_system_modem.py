@@ -9,7 +9,10 @@ import stat
 from pathlib import Path
 
 import pytest
+from test_ocpp_client import BOX, Station, config_for
 
+from firmware_sim.central_system import CentralSystem
+from firmware_sim.world import SimConnectorSpec, SimWorld
 from stationd.system import (
     DeviceOptions,
     DeviceSystem,
@@ -20,6 +23,7 @@ from stationd.system import (
     RecordingRunner,
     SignalReading,
 )
+from stationd.system.dry_run import simulated_modem
 from stationd.system.modem import parse_signal, rssi_from_quality
 
 MODEM = "/org/freedesktop/ModemManager1/Modem/0"
@@ -260,3 +264,30 @@ async def test_dry_run_modem_is_simulated():
     dry = DryRunSystem(modem=modem, signal_dbm=-101)
     assert (await dry.modem_info()).imsi == "206018037157525"
     assert (await dry.modem_signal()).weak()
+
+
+
+async def first_boot_notification(tmp_path: Path, modem: str) -> dict:
+    """The BootNotification of a station with ``hardware.modem`` set to ``modem``."""
+    async with CentralSystem() as cs:
+        world = SimWorld([SimConnectorSpec(1)], tmp_path / "sim", vehicle_reaction_s=0)
+        await world.start()
+        config = config_for(tmp_path / "data", cs.url, connectors=1)
+        config = config.model_copy(update={"hardware": config.hardware.model_copy(update={"modem": modem})})
+        station = Station(config, world)
+        try:
+            return (await cs.wait_for("BootNotification", chargebox_id=BOX, timeout=15)).payload
+        finally:
+            await station.stop()
+            await world.stop()
+
+
+async def test_a_station_with_a_modem_names_its_sim_in_the_boot_notification(tmp_path: Path):
+    boot = await first_boot_notification(tmp_path, "sim")
+    modem = simulated_modem()
+    assert (boot["iccid"], boot["imsi"]) == (modem.iccid, modem.imsi)
+
+
+async def test_without_a_modem_the_boot_notification_leaves_iccid_and_imsi_out(tmp_path: Path):
+    boot = await first_boot_notification(tmp_path, "none")
+    assert "iccid" not in boot and "imsi" not in boot

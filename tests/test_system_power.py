@@ -4,7 +4,9 @@ implementations following one Protocol."""
 from __future__ import annotations
 
 import inspect
+import os
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from stationd.system import (
     SystemEdge,
     system_edge,
 )
+from stationd.firmware.package import build_package
 
 WATCHDOG_DROPIN = "etc/systemd/system.conf.d/stationd-watchdog.conf"
 IMAGE = Path("/var/lib/stationd/firmware/rootfs-1.4.0.raucb")
@@ -34,23 +37,86 @@ def device(tmp_path: Path, runner: RecordingRunner) -> DeviceSystem:
 
 # ---- firmware ----------------------------------------------------------------------------------
 
-
-async def test_firmware_goes_to_rauc(device: DeviceSystem, runner):
-    assert await device.install_firmware(IMAGE, "1.4.0") is True
-    assert runner.lines == [f"rauc install {IMAGE}"]
-    assert runner.timeouts == [1800]  # an image takes minutes to write
+MODEL = "stationd AC22"
 
 
-async def test_firmware_failure_is_false(device: DeviceSystem, runner):
-    runner.answer("rauc", returncode=1, stderr="Failed to check bundle: signature verification failed")
-    assert await device.install_firmware(IMAGE, "1.4.0") is False
+@dataclass
+class ImageReadingRunner(RecordingRunner):
+    """Also keeps, per command, the content of the files it names (read while it runs)."""
+
+    contents: list[dict[str, bytes]] = field(default_factory=list)
+
+    async def __call__(self, argv, *, timeout: float = 30.0):
+        self.contents.append({a: Path(a).read_bytes() for a in map(str, argv) if Path(a).is_file()})
+        return await super().__call__(argv, timeout=timeout)
+
+
+def make_package(tmp_path: Path, *payloads: tuple[str, bytes]) -> Path:
+    sources = tmp_path / "sources"
+    sources.mkdir(exist_ok=True)
+    for name, content in payloads:
+        (sources / name).write_bytes(content)
+    package = tmp_path / "firmware" / "0123abcd.pkg"
+    package.parent.mkdir(exist_ok=True)
+    build_package(MODEL, "1.4.0", [sources / name for name, _ in payloads], package)
+    return package
+
+
+@pytest.fixture
+def reader() -> ImageReadingRunner:
+    return ImageReadingRunner()
+
+
+async def test_firmware_image_is_extracted_next_to_the_package_for_rauc(tmp_path: Path, reader):
+    device = DeviceSystem(DeviceOptions(root=tmp_path), runner=reader)
+    image = os.urandom(100_000)
+    package = make_package(tmp_path, ("rootfs.img", image), ("controller-AC22.bin", b"controller image"))
+    assert await device.install_firmware(package, "1.4.0") is True
+    [(program, verb, extracted)] = reader.calls  # the controller image is no OS image
+    assert (program, verb) == ("rauc", "install")
+    extracted = Path(extracted)
+    assert extracted.name == "rootfs.img" and extracted.parent.parent == package.parent
+    assert extracted.parent.name.startswith(".0123abcd.pkg.")  # a temporary directory next to the package
+    assert reader.contents == [{str(extracted): image}]  # the image itself, not the package
+    assert reader.timeouts == [1800]  # an image takes minutes to write
+    assert list(package.parent.iterdir()) == [package]  # cleaned up; the package stays for the updater
+
+
+async def test_every_system_payload_goes_to_rauc_in_manifest_order(tmp_path: Path, reader):
+    device = DeviceSystem(DeviceOptions(root=tmp_path), runner=reader)
+    package = make_package(tmp_path, ("rootfs.img", b"root file system"), ("appfs.img", b"applications"))
+    assert await device.install_firmware(package, "1.4.0") is True
+    assert [Path(call[2]).name for call in reader.calls] == ["rootfs.img", "appfs.img"]
+    assert [list(c.values()) for c in reader.contents] == [[b"root file system"], [b"applications"]]
+
+
+async def test_firmware_failure_is_false_and_cleans_up(tmp_path: Path, reader):
+    reader.answer("rauc", returncode=1, stderr="Failed to check bundle: signature verification failed")
+    device = DeviceSystem(DeviceOptions(root=tmp_path), runner=reader)
+    package = make_package(tmp_path, ("rootfs.img", b"root file system"), ("appfs.img", b"applications"))
+    assert await device.install_firmware(package, "1.4.0") is False
+    assert len(reader.calls) == 1  # the second image is not tried after the first failed
+    assert list(package.parent.iterdir()) == [package]
+
+
+async def test_a_damaged_package_runs_no_command(tmp_path: Path, runner):
+    device = DeviceSystem(DeviceOptions(root=tmp_path), runner=runner)
+    package = make_package(tmp_path, ("rootfs.img", b"root file system " * 1000))
+    data = bytearray(package.read_bytes())
+    data[data.find(b"root file system") + 5] ^= 0xFF
+    package.write_bytes(bytes(data))
+    assert await device.install_firmware(package, "1.4.0") is False
+    assert runner.calls == [] and list(package.parent.iterdir()) == [package]
 
 
 async def test_the_updater_command_is_configurable(tmp_path: Path, runner):
     device = DeviceSystem(DeviceOptions(root=tmp_path, firmware_command=("swupdate", "-v", "-i", "{file}",
                                                                          "-e", "stable,{version}")), runner=runner)
-    await device.install_firmware(IMAGE, "1.4.0")
-    assert runner.calls == [("swupdate", "-v", "-i", str(IMAGE), "-e", "stable,1.4.0")]
+    package = make_package(tmp_path, ("rootfs.swu", b"swupdate image"))
+    await device.install_firmware(package, "1.4.0")
+    [call] = runner.calls
+    assert call[:3] == ("swupdate", "-v", "-i") and call[4:] == ("-e", "stable,1.4.0")
+    assert Path(call[3]).name == "rootfs.swu" and Path(call[3]).parent.parent == package.parent
     with pytest.raises(ValueError, match="firmware_command"):
         DeviceOptions(firmware_command=("rauc", "install"))
 

@@ -43,10 +43,11 @@ def installation_values(config: StationConfig) -> dict[str, str]:
         "Endpoint": endpoint,
         "ServerMode": "Online" if endpoint else "Offline",
         "SecurityProfile": str(config.ocpp.security_profile),
-        "WebServicePort": str(config.webui.address[1]),
         "LogLevelAppService": str(LOG_LEVEL_KEY_VALUES[config.log_level]),
         "ModbusServerEnabled": "true" if config.modbus_server.enabled else "false",
     }
+    if config.webui.address[1]:  # 0 (any free port, tests) leaves the key at its default
+        values["WebServicePort"] = str(config.webui.address[1])
     if config.ocpp.authorization_key:
         values["AuthorizationKey"] = config.ocpp.authorization_key.get_secret_value()
     return values

@@ -4,7 +4,7 @@
 station *is*: its identity, the OCPP backend it first talks to, its connectors and the links to
 their controllers and meters, the WebUI and Modbus server addresses, where state lives.
 
-Sections: identity, ocpp, hardware (connectors, rfid), webui, modbus_server, and the top-level
+Sections: identity, ocpp, hardware (connectors, rfid, modem), webui, modbus_server, and the top-level
 fields data_dir, system_backend, log_level. Every model forbids unknown fields. Relative paths
 (ca_file, tls_cert, tls_key, data_dir; serial ports excepted) resolve against the file's
 directory. Every mistake is reported as ``FILE:LINE: FIELD.PATH: message``, one line per
@@ -281,6 +281,9 @@ class RfidConfig(_Model):
 class HardwareConfig(_Model):
     connectors: Annotated[list[ConnectorConfig], AfterValidator(_count_connectors)]
     rfid: RfidConfig = Field(default_factory=RfidConfig)
+    # "sim": a simulated mobile modem with a SIM in the dry run (the demo's Mobile page, iccid/imsi
+    # in BootNotification). On the device ModemManager finds the real modem; nothing to configure.
+    modem: Literal["sim", "none"] = "none"
 
     @model_validator(mode="after")
     def _check_connectors(self) -> HardwareConfig:

@@ -2,7 +2,9 @@
 
 :mod:`.package` builds a package (``stationd firmware pack``), verifies one against the
 station's model (``stationd firmware verify``; UpdateFirmware before installing) and extracts
-its payloads, re-checking every hash. Downloading and installing come later.
+its payloads, re-checking every hash. :mod:`.update` runs UpdateFirmware and
+SignedUpdateFirmware (one :class:`~.update.FirmwareUpdater`, the request as a :mod:`.job`),
+:mod:`.signature` checks a signed update's signing certificate and signature.
 """
 
 from __future__ import annotations

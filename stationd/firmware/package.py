@@ -339,15 +339,18 @@ def verify_package(path: Path, *, expected_model: str, limits: Limits = DEFAULT_
     return VerifiedPackage(path, manifest, tuple(offsets))
 
 
-def extract_payloads(verified: VerifiedPackage, dest_dir: Path) -> list[Path]:
-    """Copy the payloads into ``dest_dir`` (created if needed), re-checking every hash on the
-    way; all or nothing: on a mismatch no payload file is left behind. Returns their paths."""
+def extract_payloads(verified: VerifiedPackage, dest_dir: Path, *, kind: str | None = None) -> list[Path]:
+    """Copy the payloads (only those of ``kind``, ``system`` or ``controller``, when given) into
+    ``dest_dir`` (created if needed), in manifest order, re-checking every hash on the way; all
+    or nothing: on a mismatch no payload file is left behind. Returns their paths."""
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
+    wanted = [(entry, offset) for entry, offset in zip(verified.manifest.payloads, verified.offsets)
+              if kind in (None, entry.kind)]
     temps: list[Path] = []
     try:
         with open(verified.path, "rb") as package:
-            for entry, offset in zip(verified.manifest.payloads, verified.offsets):
+            for entry, offset in wanted:
                 package.seek(offset)
                 handle, temp_name = tempfile.mkstemp(prefix=f".{entry.name}.", suffix=".part", dir=dest_dir)
                 temps.append(Path(temp_name))
@@ -356,7 +359,7 @@ def extract_payloads(verified: VerifiedPackage, dest_dir: Path) -> list[Path]:
                     _check_hash(entry, size, digest, "while extracting: ")
                     out.flush()
                     os.fsync(out.fileno())
-        targets = [dest_dir / entry.name for entry in verified.manifest.payloads]
+        targets = [dest_dir / entry.name for entry, _ in wanted]
         for temp, target in zip(temps, targets):
             os.replace(temp, target)
         temps.clear()

@@ -14,6 +14,11 @@ A certificate is identified as the whitepaper's CertificateHashDataType says: ``
 its subjectPublicKey; a root is its own issuer), ``serialNumber`` = the serial in lower-case hex
 without leading zeros, ``hashAlgorithm`` SHA256 (DeleteCertificate may ask for SHA384/SHA512).
 
+:meth:`CertificateStore.central_system_roots` gives the trust anchors that a charge point
+certificate chain (CertificateSigned, :mod:`stationd.ocpp_client.charge_point_certificate`) must
+verify up to: the installed central-system roots and the certificates of the config file's
+ca_file, the same anchors that verify the backend.
+
 Only root certificates are installed: a valid PEM X.509 certificate that is a CA
 (basicConstraints cA), self-issued with a valid self-signature, and valid now; anything else is
 Rejected, as is a certificate beyond ``CertificateStoreMaxLength``. A write that fails is Failed.
@@ -155,6 +160,18 @@ class CertificateStore:
             return self.directory / TRUST_BUNDLE
         return self.config_ca_file
 
+    def central_system_roots(self) -> list[x509.Certificate]:
+        """The installed CentralSystemRootCertificates and the certificates of the config
+        file's ca_file (an unreadable ca_file adds none)."""
+        roots = [c.certificate for c in self.installed(CENTRAL_SYSTEM_ROOT)]
+        if self.config_ca_file is not None:
+            try:
+                roots += x509.load_pem_x509_certificates(self.config_ca_file.read_bytes())
+            except (OSError, ValueError) as exc:
+                log.warning("ocpp.ca_file %s unreadable (%s): only the installed roots are trusted",
+                            self.config_ca_file, exc)
+        return roots
+
     def has_central_system_root(self) -> bool:
         """A trust anchor for profile 2: an installed CentralSystemRootCertificate or the
         installer's ca_file."""
@@ -176,7 +193,7 @@ class CertificateStore:
         entry = Installed(certificate_type, fingerprint, certificate)
         folder = self.directory / certificate_type
         folder.mkdir(parents=True, exist_ok=True)
-        _write_atomically(folder / f"{fingerprint}.pem", entry.pem)
+        write_atomically(folder / f"{fingerprint}.pem", entry.pem)
         self._installed.append(entry)
         self._save_index()
         self._write_bundle()
@@ -219,7 +236,7 @@ class CertificateStore:
                  "notAfter": c.certificate.not_valid_after_utc.isoformat(), **c.hash_data()}
                 for c in self._installed]
         self.directory.mkdir(parents=True, exist_ok=True)
-        _write_atomically(self.directory / INDEX_FILE, json.dumps({"certificates": rows}, indent=1).encode())
+        write_atomically(self.directory / INDEX_FILE, json.dumps({"certificates": rows}, indent=1).encode())
 
     def _write_bundle(self) -> None:
         roots = self.installed(CENTRAL_SYSTEM_ROOT)
@@ -234,10 +251,12 @@ class CertificateStore:
             except OSError as exc:
                 log.warning("ocpp.ca_file %s unreadable (%s): only the installed roots are trusted",
                             self.config_ca_file, exc)
-        _write_atomically(bundle, b"\n".join(p.strip() + b"\n" for p in parts))
+        write_atomically(bundle, b"\n".join(p.strip() + b"\n" for p in parts))
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` in one step (a temporary file, synced, renamed); the file
+    has mode 0600, as ``mkstemp`` creates it."""
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as out:

@@ -35,7 +35,9 @@ from ..storage import Database
 from ..system import SystemEdge
 from . import security_log
 from .boot import boot_payload
+from .certificate_signing import renew_when_due
 from .certificates import CertificateStore
+from .charge_point_certificate import ChargePointCertificates
 from .connection import ConnectionManager
 from .errors import CallError, ConnectionLost
 from .handlers import HANDLERS
@@ -54,7 +56,7 @@ REGISTRATION_RETRY_S = 60  # when a non-Accepted BootNotification.conf gives int
 RESET_FLUSH_S = 10.0  # how long a Reset waits for the StopTransactions to be delivered
 DAY_S = 86400
 CONNECTION_STATE_FILE = "ocpp-connection.json"
-METER_IDENTITY_TIMEOUT_S = 2.0
+BOOT_IDENTITY_TIMEOUT_S = 2.0
 CLOCK_TOLERANCE_S = 2.0
 
 
@@ -85,7 +87,11 @@ class OcppClient:
                                              max_certificates=lambda: int(store.get("CertificateStoreMaxLength")),
                                              clock=clock)
         store.provide("CentralSystemRootCertificateInstalled", self.certificates.has_central_system_root)
+        self.charge_point_certificate = ChargePointCertificates.for_store(Path(config.data_dir), store,
+                                                                          self.certificates, clock)
+        store.provide("ChargePointCertificateInstalled", self.charge_point_certificate.installed)
         self.manager = ConnectionManager(store, ca_file=self.certificates.trust_file,
+                                         client_certificate=self.charge_point_certificate.credentials,
                                          state_file=Path(config.data_dir) / CONNECTION_STATE_FILE,
                                          on_event=self.security_event, rng=rng or random.Random(), sleep=sleep)
         self.registration = "none"  # none | Pending | Rejected | Accepted (this start of the daemon)
@@ -126,6 +132,7 @@ class OcppClient:
         and switching to Offline at run time closes the connection."""
         mode_changed = asyncio.Event()
         unsubscribe = self.store.subscribe(lambda change: mode_changed.set(), names=["ServerMode"])
+        connection: asyncio.Task | None = None
         try:
             while True:
                 while not self._online_mode():
@@ -149,6 +156,9 @@ class OcppClient:
                 await connection
         finally:
             unsubscribe()
+            if connection is not None and not connection.done():  # the daemon stops: no orphaned reconnects
+                connection.cancel()
+                await asyncio.gather(connection, return_exceptions=True)
 
     def _online_mode(self) -> bool:
         return self.store.get("ServerMode") == "Online"
@@ -169,8 +179,10 @@ class OcppClient:
             self.manager.mark_stable()
             workers = [asyncio.create_task(self.status.run(self.call), name="ocpp-status"),
                        asyncio.create_task(self._heartbeats(), name="ocpp-heartbeat"),
+                       asyncio.create_task(renew_when_due(self, self._sleep), name="ocpp-certificate-renewal"),
                        asyncio.create_task(self.outbox.run(self._call_checked, self._on_answer),
-                                           name="ocpp-outbox")]
+                                           name="ocpp-outbox"),
+                       asyncio.create_task(self.firmware.send_unsent(), name="ocpp-firmware-status")]
             await receiving
         except ConnectionLost:
             pass
@@ -226,8 +238,9 @@ class OcppClient:
 
     async def send_boot_notification(self) -> dict:
         meter_type, meter_serial = await self._meter_type_and_serial()
+        iccid, imsi = await self._sim_identity()
         response = await self.call("BootNotification", boot_payload(self.store, meter_type=meter_type,
-                                                                    meter_serial=meter_serial))
+                                                                    meter_serial=meter_serial, iccid=iccid, imsi=imsi))
         self.registration = response["status"]
         self._apply_time(response.get("currentTime"))
         if self.accepted:
@@ -242,13 +255,25 @@ class OcppClient:
         if self._meter_identity is None and self._meter_readers:
             reader = self._meter_readers[min(self._meter_readers)]
             try:
-                async with asyncio.timeout(METER_IDENTITY_TIMEOUT_S):
+                async with asyncio.timeout(BOOT_IDENTITY_TIMEOUT_S):
                     identity = await reader.read_identity()
                 self._meter_identity = (identity.model, identity.serial)
             except Exception as exc:  # noqa: BLE001 - a meter that does not say just stays unnamed
                 log.info("meter identity not available for BootNotification: %s", exc)
                 return None, None
         return self._meter_identity or (None, None)
+
+    async def _sim_identity(self) -> tuple[str | None, str | None]:
+        """BootNotification's iccid/imsi: the modem's SIM, when the station has one and it answers."""
+        if self.system is None:
+            return None, None
+        try:
+            async with asyncio.timeout(BOOT_IDENTITY_TIMEOUT_S):
+                modem = await self.system.modem_info()
+        except Exception as exc:  # noqa: BLE001 - a modem that does not answer leaves the fields out
+            log.info("SIM identity not available for BootNotification: %s", exc)
+            return None, None
+        return (modem.iccid, modem.imsi) if modem is not None else (None, None)
 
     async def _heartbeats(self) -> None:
         """A Heartbeat after HeartbeatInterval of silence (at least one a day); a new interval

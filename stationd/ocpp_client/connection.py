@@ -1,4 +1,4 @@
-"""The station's WebSocket connection to its backend (OCPP-J 1.6 transport, security profiles 0-2).
+"""The station's WebSocket connection to its backend (OCPP-J 1.6 transport, security profiles 0-3).
 
 Three layers:
 
@@ -13,15 +13,22 @@ Three layers:
 
 Decisions
 ---------
-**The scheme: security profile 2 upgrades, nothing downgrades.** Profile 2 always connects with
-``wss://``; an Endpoint written ``ws://`` is upgraded (logged once per endpoint and profile), so
-a backend that raises SecurityProfile from 1 to 2 needs no second ChangeConfiguration of the
-Endpoint. Profiles 0 and 1 connect with the Endpoint's scheme: ``ws://`` as SPEC.md §2 says,
-and a ``wss://`` Endpoint keeps TLS (server certificate verified as in profile 2, logged once)
-instead of being downgraded - a downgrade would send the profile 1 password in clear text to a
-server the installer meant to reach over TLS (the Authorization header leaves with the very
-first request), and many backends terminate TLS in front of a "profile 1" setup. An explicit
-port stays as written; without one the scheme's default applies (80/443).
+**The scheme: security profiles 2 and 3 upgrade, nothing downgrades.** Profiles 2 and 3 always
+connect with ``wss://``; an Endpoint written ``ws://`` is upgraded (logged once per endpoint and
+profile), so a backend that raises SecurityProfile from 1 to 2 needs no second
+ChangeConfiguration of the Endpoint. Profiles 0 and 1 connect with the Endpoint's scheme:
+``ws://`` as SPEC.md §2 says, and a ``wss://`` Endpoint keeps TLS (server certificate verified
+as in profile 2, logged once) instead of being downgraded - a downgrade would send the profile 1
+password in clear text to a server the installer meant to reach over TLS (the Authorization
+header leaves with the very first request), and many backends terminate TLS in front of a
+"profile 1" setup. An explicit port stays as written; without one the scheme's default applies
+(80/443).
+
+**Profile 3** is TLS with client authentication (whitepaper): the station presents its charge
+point certificate (``client_certificate``, from
+:mod:`stationd.ocpp_client.charge_point_certificate`) and sends no HTTP Basic header; the
+backend's certificate is verified as in profile 2. Without a usable certificate an attempt fails
+at once, and a raise to 3 on trial falls back like any other.
 
 **Redirects are not followed.** The backend must see exactly the configured chargebox id
 (SPEC.md §2) and the credentials go only where the Endpoint points; a 3xx answer is a failure
@@ -90,7 +97,12 @@ from ..config.value_types import Source
 from .backoff import Backoff
 from .errors import ConnectFailed
 from .rpc import WEBSOCKET_MAX_SIZE
-from .tls import classify_tls_error, client_context
+from .tls import (
+    FAILED_TO_AUTHENTICATE,
+    ClientCertificate,
+    classify_tls_error,
+    client_context,
+)
 
 log = logging.getLogger("stationd.ocpp.connection")
 
@@ -103,7 +115,6 @@ RECONNECT_KEYS = ("SecurityProfile", "AuthorizationKey", "BoxId", "Endpoint")
 #: Name of the state file in the data directory (the SecurityProfile trial, see the module doc).
 STATE_FILE_NAME = "ocpp-connection.json"
 
-FAILED_TO_AUTHENTICATE = "FailedToAuthenticationAtCentralSystem"
 RECONFIGURATION = "ReconfigurationOfSecurityParameters"
 
 _PLACEHOLDER = re.compile(r"\{boxid\}", re.IGNORECASE)  # {BoxId}, {BoxID}, {boxid}
@@ -115,10 +126,10 @@ _SCHEME_NOTED: set[tuple[str, int]] = set()
 # ---- URL and credentials --------------------------------------------------------------------
 
 def connection_scheme(endpoint_scheme: str, security_profile: int) -> str:
-    """``wss`` for security profile 2 or a ``wss://`` Endpoint, else ``ws`` (module docstring)."""
-    if security_profile not in (0, 1, 2):
-        raise ConnectFailed(f"unsupported security profile {security_profile!r} (supported: 0, 1, 2)")
-    return "wss" if security_profile == 2 or endpoint_scheme.lower() == "wss" else "ws"
+    """``wss`` for security profiles 2 and 3 or a ``wss://`` Endpoint, else ``ws`` (module docstring)."""
+    if security_profile not in (0, 1, 2, 3):
+        raise ConnectFailed(f"unsupported security profile {security_profile!r} (supported: 0, 1, 2, 3)")
+    return "wss" if security_profile >= 2 or endpoint_scheme.lower() == "wss" else "ws"
 
 
 def connection_url(endpoint: str, box_id: str, *, security_profile: int | None = None) -> str:
@@ -128,7 +139,7 @@ def connection_url(endpoint: str, box_id: str, *, security_profile: int | None =
     id; without one the id becomes a new last path segment (``ws://h/ocpp`` and ``ws://h/ocpp/``
     both give ``ws://h/ocpp/<id>``; a query string stays after the path). Characters that may
     stand in a path segment stay as they are, others (``| / ? # %``, space, non-ASCII) are
-    percent-encoded. With ``security_profile`` 2 the scheme becomes ``wss`` (see the module
+    percent-encoded. With ``security_profile`` 2 or 3 the scheme becomes ``wss`` (see the module
     docstring; 0 and 1 keep the Endpoint's scheme); a fragment is dropped (meaningless in a
     WebSocket URL)."""
     if not endpoint or not endpoint.strip():
@@ -180,7 +191,7 @@ class Target:
 
     @property
     def scheme_differs(self) -> bool:
-        """The Endpoint's scheme was upgraded (profile 2 on a ws:// Endpoint)."""
+        """The Endpoint's scheme was upgraded (profile 2 or 3 on a ws:// Endpoint)."""
         return urlsplit(self.endpoint.strip()).scheme.lower() != urlsplit(self.url).scheme
 
 
@@ -205,6 +216,7 @@ async def open_connection(
     store: Any,
     *,
     ca_file: Path | None,
+    client_certificate: ClientCertificate | None = None,
     rng: random.Random | None = None,
     ping_interval: float | None = None,
     open_timeout: float | None = 10.0,
@@ -217,9 +229,11 @@ async def open_connection(
     - Subprotocol ``ocpp1.6`` offered and required: an answer without it is closed and
       refused (``ConnectFailed("backend did not accept subprotocol ocpp1.6")``).
     - Profile 1 and 2: ``Authorization: Basic`` with the decoded AuthorizationKey.
-    - Profile 2 (and a ``wss://`` Endpoint with profile 0/1): TLS as
+    - Profile 2 and 3 (and a ``wss://`` Endpoint with profile 0/1): TLS as
       :func:`stationd.ocpp_client.tls.client_context` with ``ca_file`` as the trust anchors
       (None: the system store; a path that does not exist: ConnectFailed).
+    - Profile 3: ``client_certificate`` as TLS client certificate, no Authorization header;
+      None: ConnectFailed.
     - ``ping_interval``: None reads WebSocketPingInterval (0 → no pings); ``ping_timeout`` is
       the same interval.
     - ``rng`` is accepted for the callers' convenience and not used: the WebSocket key must be
@@ -230,14 +244,17 @@ async def open_connection(
     del rng
     target = connection_target(store)
     headers: dict[str, str] = {}
-    if target.security_profile >= 1:
+    if target.security_profile in (1, 2):
         key = store.get("AuthorizationKey")
         if not key:
             raise ConnectFailed(f"security profile {target.security_profile} needs an AuthorizationKey; none is set")
         headers["Authorization"] = basic_authorization(target.box_id, key)
+    if target.security_profile == 3 and client_certificate is None:
+        raise ConnectFailed("security profile 3 needs a charge point certificate that is valid now; none is "
+                            "installed (SignCertificate / CertificateSigned)")
     tls: dict[str, Any] = {}
     if target.secure:
-        tls["ssl"] = client_context(ca_file)
+        tls["ssl"] = client_context(ca_file, client_certificate if target.security_profile == 3 else None)
     _note_scheme(target)
     if ping_interval is None:
         ping_interval = float(store.get("WebSocketPingInterval"))
@@ -272,7 +289,7 @@ async def open_connection(
 
 
 def _note_scheme(target: Target) -> None:
-    if target.security_profile == 2 and not target.scheme_differs:
+    if target.security_profile >= 2 and not target.scheme_differs:
         return
     if target.security_profile < 2 and not target.secure:
         return
@@ -456,6 +473,8 @@ class ConnectionManager:
       connection is closed after ``reconnect_grace`` seconds (time for the session to send the
       ChangeConfiguration.conf that caused it), a wait is cut short.
     - SecurityProfile fallback and security events: see the module docstring.
+    - ``ca_file`` (a path or a function giving it) and ``client_certificate`` (profile 3) are
+      read at each attempt.
     - ``sleep`` (backoff waits and the reconnect grace), ``clock`` (wall time for the
       dashboard), ``monotonic`` (durations) and ``rng`` (backoff) are injected. Only the
       protocol-level timeouts (open/close timeouts, pings, ``session_close_grace``) run on the
@@ -469,6 +488,7 @@ class ConnectionManager:
         store: Any,
         *,
         ca_file: Path | None | Callable[[], Path | None] = None,
+        client_certificate: Callable[[], ClientCertificate | None] = lambda: None,
         state_file: Path | None = None,
         on_event: EventCallback | None = None,
         rng: random.Random | None = None,
@@ -485,6 +505,7 @@ class ConnectionManager:
     ):
         self._store = store
         self._ca_file = ca_file
+        self._client_certificate = client_certificate
         self._state_file = state_file
         self._on_event = on_event
         self._rng = rng if rng is not None else random.Random()
@@ -601,7 +622,8 @@ class ConnectionManager:
             status.url = None
         try:
             ca_file = self._ca_file() if callable(self._ca_file) else self._ca_file  # may change at run time
-            conn = await open_connection(self._store, ca_file=ca_file, rng=self._rng,
+            certificate = self._client_certificate() if profile == 3 else None
+            conn = await open_connection(self._store, ca_file=ca_file, client_certificate=certificate, rng=self._rng,
                                          ping_interval=self._ping_interval, open_timeout=self._open_timeout,
                                          close_timeout=self._close_timeout)
         except ConnectFailed as failure:

@@ -9,14 +9,18 @@ is logged with its own error text and the action answers False; wrong input rais
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..firmware.package import PackageError, extract_payloads, read_manifest, verify_package
 from . import modem, network, timesync, watchdog
 from .files import PRIVATE, atomic_write, read_text
 from .modem import MobileSettings, ModemInfo, ModemOutputError, SignalReading
@@ -89,12 +93,33 @@ class DeviceSystem(SharedBehaviour):
     # ---- firmware and power -------------------------------------------------------------------
 
     async def install_firmware(self, package: Path, version: str) -> bool:
-        """Hand the image to the OS updater (default ``rauc install FILE``); True when it
-        installed it (it becomes active at the next reboot)."""
-        argv = [part.replace("{file}", str(package)).replace("{version}", version)
-                for part in self.options.firmware_command]
-        log.info("installing firmware %s from %s", version, package)
-        return (await self._run(*argv, timeout=self.options.firmware_timeout_s)).ok
+        """Take the OS images (the system payloads, docs/firmware-package.md) out of the update
+        package into a temporary directory next to it and hand each, in manifest order, to the
+        OS updater (default ``rauc install FILE``); the extracted files are removed afterwards.
+        True when the updater installed every one (active at the next reboot)."""
+        package = Path(package)
+        try:
+            work = Path(tempfile.mkdtemp(prefix=f".{package.name}.", dir=package.parent))
+        except OSError as exc:
+            log.error("firmware %s: cannot make a directory next to %s for the image: %s", version, package, exc)
+            return False
+        try:
+            try:
+                images = await asyncio.to_thread(_extract_images, package, work)
+            except PackageError as exc:
+                log.error("firmware %s: cannot take the image out of %s: %s", version, package, exc)
+                return False
+            if not images:
+                log.info("firmware %s carries no system image: nothing for the OS updater", version)
+            for image in images:
+                argv = [part.replace("{file}", str(image)).replace("{version}", version)
+                        for part in self.options.firmware_command]
+                log.info("installing firmware %s: %s from %s", version, image.name, package)
+                if not (await self._run(*argv, timeout=self.options.firmware_timeout_s)).ok:
+                    return False
+            return True
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     async def reboot(self, reason: str) -> None:
         """Reboot the system; the EVSE controllers reboot with it."""
@@ -319,6 +344,13 @@ class DeviceSystem(SharedBehaviour):
 
     def hardware_watchdog(self) -> bool | None:
         return watchdog.parse_watchdog_dropin(read_text(self.options.path(self.options.watchdog_dropin)))
+
+
+def _extract_images(package: Path, directory: Path) -> list[Path]:
+    """The package's system payloads, checked again, as files in ``directory`` (PackageError)."""
+    manifest = read_manifest(package)  # the updater checked the model before it asked to install
+    verified = verify_package(package, expected_model=manifest.model)
+    return extract_payloads(verified, directory, kind="system")
 
 
 def _check_not_usb(config: WanConfig, usb_interface: str) -> None:

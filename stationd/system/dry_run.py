@@ -27,6 +27,18 @@ Listener = Callable[[str], None]
 SIMULATED_MACS = ("02:00:00:00:00:01", "02:00:00:00:00:02")  # locally administered
 
 
+def simulated_modem() -> ModemInfo:
+    """The dry run's LTE modem (``hardware.modem: sim``): registered, SIM unlocked; test
+    ICCID/IMSI numbers (the 001-01 test network), so nothing resembles a real subscriber."""
+    return ModemInfo(path="/org/freedesktop/ModemManager1/Modem/0", manufacturer="Simulated", model="LTE Cat 4",
+                     revision="SIM-1.0", imei="000000000000000", state="registered", operator="Test Network",
+                     access_technologies=("lte",), signal_quality=64, sim_path="/org/freedesktop/ModemManager1/SIM/0",
+                     iccid="8900101000000000001", imsi="001010000000001")
+
+
+SIMULATED_SIGNAL_DBM = -71
+
+
 class DryRunSystem(SharedBehaviour):
     def __init__(self, *, on_reboot: Listener | None = None, on_restart: Listener | None = None,
                  on_vendor_access_off: VendorAccessListener | None = None, modem: ModemInfo | None = None,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .device import DeviceSystem
-from .dry_run import DryRunSystem
+from .dry_run import SIMULATED_SIGNAL_DBM, DryRunSystem, simulated_modem
 from .modem import MobileSettings, ModemInfo, SignalReading
 from .network import WanConfig
 from .options import DeviceOptions
@@ -112,9 +112,14 @@ class SystemEdge(Protocol):
 def system_edge(backend: str, *, on_reboot: Callable[[str], None] | None = None,
                 on_restart: Callable[[str], None] | None = None,
                 on_vendor_access_off: Callable[[str], None] | None = None,
-                options: DeviceOptions | None = None, runner: CommandRunner | None = None) -> SystemEdge:
+                options: DeviceOptions | None = None, runner: CommandRunner | None = None,
+                simulate_modem: bool = False) -> SystemEdge:
     """``device``: :class:`DeviceSystem` (``on_reboot``/``on_restart`` are not used: systemd
-    reboots and restarts); anything else: :class:`DryRunSystem`, which calls them."""
+    reboots and restarts); anything else: :class:`DryRunSystem`, which calls them, with
+    :func:`simulated_modem` when ``simulate_modem``."""
     if backend == "device":
         return DeviceSystem(options, runner=runner, on_vendor_access_off=on_vendor_access_off)
+    if simulate_modem:
+        return DryRunSystem(on_reboot=on_reboot, on_restart=on_restart, on_vendor_access_off=on_vendor_access_off,
+                            modem=simulated_modem(), signal_dbm=SIMULATED_SIGNAL_DBM)
     return DryRunSystem(on_reboot=on_reboot, on_restart=on_restart, on_vendor_access_off=on_vendor_access_off)

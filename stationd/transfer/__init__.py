@@ -5,6 +5,9 @@
   multipart POST, FTP STOR) and returns only once the server confirmed the whole file.
 - Credentials in the URL (``user:password@``) are used and never logged: logs and reasons
   show the URL as :func:`redact` gives it.
+- https and ftps verify the server against the system's CA store plus the ``ca_file`` the
+  caller gives (the OCPP client: the installed CentralSystemRootCertificates and
+  ``ocpp.ca_file``, see :mod:`.tls`).
 - Every failure is a :class:`TransferError` with a specific ``reason``.
 - :func:`allowed`: the callers refuse a location whose scheme the SupportedFileTransferProtocols
   key does not list.

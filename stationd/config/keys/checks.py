@@ -27,12 +27,17 @@ def check_security_profile(value: int, ctx: KeyContext) -> str | None:
     # site (WebUI, CLI, config file) may also lower it, e.g. to recover a station.
     if ctx.source is Source.OCPP and value <= current:
         return f"the security profile can only be raised over OCPP (current: {current})"
-    if value >= 1 and not ctx.is_set("AuthorizationKey"):
+    # Profile 3 authenticates with the charge point certificate instead of HTTP Basic.
+    if value in (1, 2) and not ctx.is_set("AuthorizationKey"):
         return f"security profile {value} needs an AuthorizationKey; set it first"
-    # Whitepaper: profile 2 only with a CentralSystemRootCertificate (None: no certificate store
-    # is running, e.g. a command-line tool; the daemon's OCPP client provides the answer).
+    # Whitepaper: profiles 2 and 3 only with a CentralSystemRootCertificate, 3 only with a charge
+    # point certificate (None: no certificate store is running, e.g. a command-line tool; the
+    # daemon's OCPP client provides the answers).
     if ctx.source is Source.OCPP and value >= 2 and ctx.get("CentralSystemRootCertificateInstalled") is False:
         return f"security profile {value} needs a CentralSystemRootCertificate; install one first"
+    if ctx.source is Source.OCPP and value == 3 and ctx.get("ChargePointCertificateInstalled") is False:
+        return ("security profile 3 needs a valid charge point certificate; have the station sign one first "
+                "(ExtendedTriggerMessage SignChargePointCertificate, CertificateSigned)")
     return None
 
 

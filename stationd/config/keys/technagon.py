@@ -18,8 +18,9 @@ KEYS = (
            description="TxProfile stack levels are counted per connector"),
     KeyDef("StopTxOnReset", Bool(), True, family=TECHNAGON,
            description="A Reset stops running transactions first (true for OCPP 1.6 compliance)"),
-    KeyDef("TimeSource", Text(choices=("NTP", "HeartBeat")), "NTP", family=TECHNAGON,
-           description="Where the clock is set from: NTP, or the backend's Heartbeat answers"),
+    KeyDef("TimeSource", Text(choices=("NTP", "HeartBeat", "Browser")), "NTP", family=TECHNAGON,
+           description="Where the clock is set from: NTP, the backend's Heartbeat answers, or the installer's "
+                       "browser (once, WebUI Station > Date/Time; NTP off)"),
     KeyDef("TimeZone", TimeZone(), "UTC", family=TECHNAGON,
            description="Local time zone of the station (display and clock-aligned data)"),
     KeyDef("PreAuthorize", Text(choices=("", "giro-e")), "", family=TECHNAGON,

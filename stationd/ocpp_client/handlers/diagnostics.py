@@ -114,7 +114,7 @@ class Upload:
             for attempt in range(1, self.retries + 2):
                 try:
                     await transfer.upload(self.location, archive, self.file_name, timeout_s=UPLOAD_TIMEOUT_S,
-                                          ca_file=client.config.ocpp.ca_file)
+                                          ca_file=client.certificates.trust_file())
                     final = "Uploaded"
                     break
                 except transfer.TransferError as problem:

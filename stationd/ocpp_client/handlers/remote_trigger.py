@@ -3,11 +3,13 @@
 Both share the per-message senders; the .conf goes out first, then the message. The extended
 one's FirmwareStatusNotification is a SignedFirmwareStatusNotification, its
 LogStatusNotification reports the GetLog upload (Idle when none runs), and
-SignChargePointCertificate (a SignCertificate with a CSR, security profile 3) is NotImplemented.
+SignChargePointCertificate sends a SignCertificate with a new CSR (security profile 3,
+:mod:`stationd.ocpp_client.certificate_signing`).
 """
 
 from __future__ import annotations
 
+from ..certificate_signing import request_signature
 from ..rpc import HandlerResult
 
 
@@ -58,13 +60,17 @@ async def _firmware_status(client, connector_id):
 
 
 async def _signed_firmware_status(client, connector_id):
-    await client.call("SignedFirmwareStatusNotification", {"status": client.firmware_status})
+    await client.call("SignedFirmwareStatusNotification", client.firmware.signed_status())
 
 
 async def _log_status(client, connector_id):
     from .get_log import log_status  # the GetLog upload's state
 
     await client.call("LogStatusNotification", log_status(client))
+
+
+async def _sign_certificate(client, connector_id):
+    await request_signature(client, "ExtendedTriggerMessage SignChargePointCertificate")
 
 
 TRIGGERS = {
@@ -83,6 +89,7 @@ EXTENDED_TRIGGERS = {
     "MeterValues": _meter_values,
     "FirmwareStatusNotification": _signed_firmware_status,
     "LogStatusNotification": _log_status,
+    "SignChargePointCertificate": _sign_certificate,
 }
 
 HANDLERS = {"TriggerMessage": trigger_message, "ExtendedTriggerMessage": extended_trigger_message}

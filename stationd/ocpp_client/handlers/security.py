@@ -1,5 +1,7 @@
 """Security whitepaper certificate management: InstallCertificate, GetInstalledCertificateIds,
-DeleteCertificate (the store is :mod:`stationd.ocpp_client.certificates`, ``client.certificates``).
+DeleteCertificate (the store is :mod:`stationd.ocpp_client.certificates`, ``client.certificates``)
+and CertificateSigned (:mod:`stationd.ocpp_client.charge_point_certificate`,
+``client.charge_point_certificate``).
 
 - InstallCertificate: Accepted; Rejected for a PEM that is not a valid, current, self-signed CA
   certificate or when the store holds CertificateStoreMaxLength certificates; Failed when it
@@ -10,6 +12,12 @@ DeleteCertificate (the store is :mod:`stationd.ocpp_client.certificates`, ``clie
   CentralSystemRootCertificate that verified the current connection (the whitepaper's
   "cannot be deleted") — and for the last one while SecurityProfile is 2 without a config
   ca_file, which would leave the station without a trust anchor for its backend.
+- CertificateSigned: Accepted when the chain passes the checks of
+  :meth:`~stationd.ocpp_client.charge_point_certificate.ChargePointCertificates.accept`; it is the
+  charge point certificate from then on, and under security profile 3 the station reconnects
+  with it (after the .conf). Rejected otherwise, with the SecurityEventNotification
+  InvalidChargePointCertificate; also Rejected, without the event, when it cannot be written
+  (the enum has no Failed).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import logging
 from cryptography import x509
 
 from ..certificates import CENTRAL_SYSTEM_ROOT, CertificateRefused, Installed
+from ..rpc import HandlerResult
 
 log = logging.getLogger("stationd.ocpp.certificates")
 
@@ -92,6 +101,28 @@ def in_use(client, entry: Installed) -> bool:
     return not directly and not others and client.certificates.config_ca_file is None
 
 
+async def certificate_signed(client, payload: dict) -> dict | HandlerResult:
+    try:
+        leaf = client.charge_point_certificate.accept(payload["certificateChain"])
+    except CertificateRefused as refused:
+        log.warning("CertificateSigned rejected: %s", refused)
+        client.security_event("InvalidChargePointCertificate", str(refused))
+        return {"status": "Rejected"}
+    except OSError as exc:
+        log.error("CertificateSigned: the certificate cannot be stored: %s", exc)
+        return {"status": "Rejected"}
+    client.security_event("ReconfigurationOfSecurityParameters",
+                          f"charge point certificate replaced (serial {leaf.serial_number:x})")
+    if client.store.get("SecurityProfile") != 3:
+        return {"status": "Accepted"}
+
+    async def reconnect() -> None:
+        client.manager.request_reconnect("new charge point certificate")
+
+    return HandlerResult({"status": "Accepted"}, after=reconnect)
+
+
 HANDLERS = {"InstallCertificate": install_certificate,
             "GetInstalledCertificateIds": get_installed_certificate_ids,
-            "DeleteCertificate": delete_certificate}
+            "DeleteCertificate": delete_certificate,
+            "CertificateSigned": certificate_signed}
