@@ -188,3 +188,21 @@ def test_access_column(store: ConfigStore):
     assert REGISTRY.key("HeartbeatInterval").access is Access.RW
     assert REGISTRY.key("NumberOfConnectors").access is Access.R
     assert REGISTRY.key("AuthorizationKey").access is Access.W
+
+
+def test_keys_set_together_see_each_others_new_values(store: ConfigStore):
+    """A form saving a new AuthorizationKey with the SecurityProfile that needs it: one change."""
+    store.set("SecurityProfile", "0", Source.LOCAL)
+    assert not store.set("SecurityProfile", "1", Source.LOCAL).ok  # alone: the key is missing
+    results = store.set_together({"AuthorizationKey": "0123456789abcdef0123456789abcdef",
+                                  "SecurityProfile": "1"}, Source.LOCAL)
+    assert all(result.ok for result in results.values()), results
+    assert store.get("SecurityProfile") == 1 and store.is_set("AuthorizationKey")
+
+
+def test_keys_set_together_are_all_or_none(store: ConfigStore):
+    before = store.get("HeartbeatInterval")
+    refused = store.set_together({"HeartbeatInterval": "120", "SecurityProfile": "7"}, Source.LOCAL)
+    assert set(refused) == {"SecurityProfile"} and not refused["SecurityProfile"].ok
+    assert store.get("HeartbeatInterval") == before
+    assert store.check_together({"HeartbeatInterval": "120"}) == {}

@@ -152,6 +152,21 @@ async def test_a_secret_is_stored_but_never_shown_and_an_empty_field_keeps_it(tm
             await client.close()
 
 
+async def test_a_new_authorization_key_and_the_profile_that_needs_it_save_together(tmp_path: Path):
+    async with webui_station(tmp_path) as (station, base, ca, _cs):
+        client = await logged_in(base, ca)
+        try:
+            await client.get("/communication/ocpp")
+            status, text = await client.post("/communication/ocpp", {"SecurityProfile": "1"})
+            assert status == 400 and "AuthorizationKey" in field_error(text, "SecurityProfile")
+            status, text = await client.post("/communication/ocpp", {"AuthorizationKey": "Secret-Key-2026",
+                                                                     "SecurityProfile": "1"})
+            assert status == 200 and "Saved." in text
+            assert station.store.get("SecurityProfile") == 1 and station.store.is_set("AuthorizationKey")
+        finally:
+            await client.close()
+
+
 async def test_the_chargebox_id_is_read_only_and_its_template_shown(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
         client = await logged_in(base, ca)

@@ -227,15 +227,52 @@ class ConfigStore:
         checked = self._checked(name, text, source)
         return checked if isinstance(checked, SetResult) else SetResult(ConfigStatus.ACCEPTED)
 
-    def _checked(self, name: str, text: str, source: Source) -> tuple[Entry, Any] | SetResult:
-        """(entry, value to store), or the refusal."""
+    def check_together(self, texts: Mapping[str, str], source: Source = Source.LOCAL) -> dict[str, SetResult]:
+        """Validate several values as one change (a form): each key's cross-key check sees the
+        other keys' new values, e.g. a new AuthorizationKey with the SecurityProfile that needs it.
+        Returns the refusals by name (empty: all would be accepted)."""
+        return {name: result for name, result in self._checked_together(texts, source).items()
+                if isinstance(result, SetResult)}
+
+    def set_together(self, texts: Mapping[str, str], source: Source = Source.LOCAL) -> dict[str, SetResult]:
+        """Store several values as one change, all or none: the refusals by name, or the result of
+        each (Accepted / RebootRequired) when all were stored."""
+        checked = self._checked_together(texts, source)
+        refused = {name: result for name, result in checked.items() if isinstance(result, SetResult)}
+        if refused:
+            return refused
+        updates = {entry.storage_name: stored for entry, stored in checked.values()}
+        before = {entry.storage_name: self._values.get(entry.storage_name) for entry, _ in checked.values()}
+        self._commit(updates, source)
+        results = {}
+        for name, (entry, stored) in checked.items():
+            if entry.key.effect is Effect.REBOOT and before[entry.storage_name] != stored:
+                self.pending_reboot.add(entry.key.name)
+                results[name] = SetResult(ConfigStatus.REBOOT_REQUIRED, f"{entry.name} takes effect after a reboot")
+            else:
+                results[name] = SetResult(ConfigStatus.ACCEPTED)
+        return results
+
+    def _checked_together(self, texts: Mapping[str, str], source: Source) -> dict[str, tuple[Entry, Any] | SetResult]:
+        parsed: dict[str, tuple[Entry, Any] | SetResult] = {}
+        for name, text in texts.items():  # each value on its own first: the overlay holds only valid ones
+            parsed[name] = self._checked(name, text, source, cross_checks=False)
+        overlay = {entry.key.name: stored for entry, stored in
+                   (value for value in parsed.values() if not isinstance(value, SetResult))}
+        return {name: value if isinstance(value, SetResult) else self._checked(name, texts[name], source, overlay)
+                for name, value in parsed.items()}
+
+    def _checked(self, name: str, text: str, source: Source, overlay: Mapping[str, Any] | None = None, *,
+                 cross_checks: bool = True) -> tuple[Entry, Any] | SetResult:
+        """(entry, value to store), or the refusal. ``overlay``: other keys' new values (by key
+        name) that the cross-key checks see instead of the stored ones."""
         entry = self.registry.resolve(name)
         if entry is None:
             return SetResult(ConfigStatus.NOT_SUPPORTED, f"unknown configuration key {name!r}")
         if entry.key.access is Access.R:
             return SetResult(ConfigStatus.REJECTED, f"{entry.name} is read-only")
         try:
-            return entry, self._validate(entry, text, source)
+            return entry, self._validate(entry, text, source, overlay, cross_checks=cross_checks)
         except InvalidValue as problem:
             return SetResult(ConfigStatus.REJECTED, f"{entry.name}: {problem}")
 
@@ -247,7 +284,8 @@ class ConfigStore:
         self._commit({entry.storage_name: None}, Source.LOCAL)
         return SetResult(ConfigStatus.ACCEPTED)
 
-    def _validate(self, entry: Entry, text: str, source: Source) -> Any:
+    def _validate(self, entry: Entry, text: str, source: Source, overlay: Mapping[str, Any] | None = None, *,
+                  cross_checks: bool = True) -> Any:
         if not isinstance(text, str):
             raise InvalidValue("the value must be text")
         if len(text) > MAX_VALUE_LENGTH:
@@ -256,7 +294,9 @@ class ConfigStore:
         stored = entry.to_stored(shown)
         if entry.alias and entry.alias.type:  # the converted value must fit the stored key too
             entry.key.type.parse(entry.key.type.render(stored), Source.STORED)
-        context = _Context(self, source)
+        if not cross_checks:
+            return stored
+        context = _Context(self, source, overlay)
         limit = max_items(entry, context)
         if limit is not None and len(shown) > limit:
             raise InvalidValue(f"at most {limit} items (got {len(shown)})")
@@ -421,13 +461,18 @@ class ConfigStore:
 class _Context:
     """What a key check sees: the store's current values and who is writing."""
 
-    def __init__(self, store: ConfigStore, source: Source):
+    def __init__(self, store: ConfigStore, source: Source, overlay: Mapping[str, Any] | None = None):
         self._store, self.source = store, source
+        self._overlay = {name.lower(): value for name, value in (overlay or {}).items()}
 
     def get(self, name: str) -> Any:
+        if name.lower() in self._overlay:
+            return self._overlay[name.lower()]
         return self._store.get(name)
 
     def is_set(self, name: str) -> bool:
+        if name.lower() in self._overlay:
+            return self._overlay[name.lower()] is not None
         return self._store.is_set(name)
 
     def now(self) -> datetime:

@@ -164,7 +164,7 @@ async def save(request: web.Request, names: Iterable[str], *, form: Mapping | No
     if form is None:
         form = await request.post()
     outcome = Outcome()
-    changed: list[tuple[str, str]] = []
+    changed: dict[str, str] = {}
     for name in names:
         entry = store.resolve(name)
         value = form.get(name)
@@ -177,18 +177,13 @@ async def save(request: web.Request, names: Iterable[str], *, form: Mapping | No
             outcome.submitted[name] = value
             if value == (store.render(name) or ""):
                 continue
-        result = store.check(name, value, Source.LOCAL)
+        changed[name] = value
+    # One change: a new AuthorizationKey and the SecurityProfile that needs it are checked together;
+    # stored in the event loop's thread, as the store's listeners act on the station.
+    results = store.set_together(changed, Source.LOCAL)
+    for name, result in results.items():
         if not result.ok:
-            outcome.errors[name] = _message(result.reason, entry.name)
-        else:
-            changed.append((name, value))
-    if outcome.errors:
-        return outcome
-    for name, value in changed:  # in the event loop's thread: the store's listeners act on the station
-        result = store.set(name, value, Source.LOCAL)
-        if not result.ok:  # another writer changed a key it depends on since the check
-            outcome.errors[name] = _message(result.reason, name)
-            continue
+            outcome.errors[name] = _message(result.reason, store.resolve(name).name)
         outcome.reboot = outcome.reboot or result.status is ConfigStatus.REBOOT_REQUIRED
     return outcome
 
