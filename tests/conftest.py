@@ -32,3 +32,39 @@ async def http_files():
     await server.start()
     yield server
     await server.stop()
+
+
+# ---- a station on a central system on 127.0.0.1 (test_ocpp_client's Station and config_for) ----
+
+@pytest.fixture
+async def cs():
+    """A central system on 127.0.0.1 that accepts everything."""
+    from firmware_sim.central_system import CentralSystem
+
+    central = CentralSystem(heartbeat_interval=300)
+    await central.start()
+    yield central
+    await central.stop()
+
+
+@pytest.fixture
+async def world(tmp_path: Path):
+    """The simulated hardware of two connectors."""
+    from firmware_sim.world import SimConnectorSpec, SimWorld
+
+    sim = SimWorld([SimConnectorSpec(1), SimConnectorSpec(2)], tmp_path / "sim", vehicle_reaction_s=0)
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+@pytest.fixture
+async def station(tmp_path: Path, cs, world):
+    """The daemon in this event loop, booted and with every connector's status sent."""
+    from test_ocpp_client import Station, config_for
+
+    running = Station(config_for(tmp_path / "data", cs.url), world)
+    await cs.wait_for("BootNotification", timeout=15)
+    await cs.wait_for("StatusNotification", predicate=lambda r: r.payload["connectorId"] == 2, timeout=15)
+    yield running
+    await running.stop()

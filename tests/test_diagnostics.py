@@ -223,14 +223,6 @@ def test_logs_from_the_in_process_ring_or_a_file(rig, tmp_path: Path):
 
 # ----------------------------------------------------------------------------- GetDiagnostics end to end
 @pytest.fixture
-async def cs():
-    central = CentralSystem(heartbeat_interval=300)
-    await central.start()
-    yield central
-    await central.stop()
-
-
-@pytest.fixture
 async def station(tmp_path: Path, cs: CentralSystem):
     logging.getLogger(logs.ROOT).setLevel(logging.INFO)  # as logs.configure() sets it
     world = SimWorld([SimConnectorSpec(1), SimConnectorSpec(2)], tmp_path / "sim", vehicle_reaction_s=0)

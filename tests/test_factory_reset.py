@@ -28,14 +28,6 @@ def payloads(cs: CentralSystem, action: str) -> list[dict]:
 
 
 @pytest.fixture
-async def cs():
-    central = CentralSystem(heartbeat_interval=300)
-    await central.start()
-    yield central
-    await central.stop()
-
-
-@pytest.fixture
 async def world(tmp_path: Path):
     sim = SimWorld([SimConnectorSpec(1), SimConnectorSpec(2)], tmp_path / "sim", vehicle_reaction_s=0)
     await sim.start()

@@ -7,10 +7,8 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
-
 from firmware_sim.central_system import CentralSystem
-from firmware_sim.world import SimConnectorSpec, SimWorld
+from firmware_sim.world import SimWorld
 from stationd.config.station_file import parse_station_config
 from stationd.daemon import Daemon
 from stationd.sdnotify import SystemdNotifier
@@ -65,31 +63,6 @@ async def until(condition, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def cs():
-    central = CentralSystem(heartbeat_interval=300)
-    await central.start()
-    yield central
-    await central.stop()
-
-
-@pytest.fixture
-async def world(tmp_path: Path):
-    sim = SimWorld([SimConnectorSpec(1), SimConnectorSpec(2)], tmp_path / "sim", vehicle_reaction_s=0)
-    await sim.start()
-    yield sim
-    await sim.stop()
-
-
-@pytest.fixture
-async def station(tmp_path: Path, cs: CentralSystem, world: SimWorld):
-    running = Station(config_for(tmp_path / "data", cs.url), world)
-    await cs.wait_for("BootNotification", timeout=15)
-    await cs.wait_for("StatusNotification", predicate=lambda r: r.payload["connectorId"] == 2, timeout=15)
-    yield running
-    await running.stop()
 
 
 def payloads(cs: CentralSystem, action: str) -> list[dict]:

@@ -6,39 +6,12 @@ from __future__ import annotations
 
 import io
 import tarfile
-from pathlib import Path
 
 import pytest
 
 from file_servers import HttpFiles
 from firmware_sim.central_system import CentralSystem
-from firmware_sim.world import SimConnectorSpec, SimWorld
-from test_ocpp_client import BOX, Station, config_for, until
-
-
-@pytest.fixture
-async def cs():
-    central = CentralSystem(heartbeat_interval=300)
-    await central.start()
-    yield central
-    await central.stop()
-
-
-@pytest.fixture
-async def station(tmp_path: Path, cs: CentralSystem):
-    world = SimWorld([SimConnectorSpec(1), SimConnectorSpec(2)], tmp_path / "sim", vehicle_reaction_s=0)
-    await world.start()
-    running = Station(config_for(tmp_path / "data", cs.url), world)
-    await cs.wait_for("BootNotification", timeout=15)
-    await cs.wait_for("StatusNotification", predicate=lambda r: r.payload["connectorId"] == 2, timeout=15)
-    yield running
-    await running.stop()
-    await world.stop()
-
-
-def calls(cs: CentralSystem, action: str) -> list[dict]:
-    return [r.payload for r in cs.messages(BOX) if r.action == action and r.direction == "in"
-            and r.message_type_id == 2]
+from test_ocpp_client import BOX, Station, payloads, until
 
 
 async def test_get_log_uploads_both_logs_with_their_status_sequence(station: Station, cs: CentralSystem,
@@ -47,8 +20,8 @@ async def test_get_log_uploads_both_logs_with_their_status_sequence(station: Sta
     answer = await cs.call(BOX, "GetLog", {"logType": "DiagnosticsLog", "requestId": 7,
                                            "log": {"remoteLocation": location}})
     assert answer["status"] == "Accepted" and answer["filename"].endswith("-diagnostics.tar.gz")
-    await until(lambda: {"status": "Uploaded", "requestId": 7} in calls(cs, "LogStatusNotification"))
-    assert calls(cs, "LogStatusNotification") == [{"status": "Uploading", "requestId": 7},
+    await until(lambda: {"status": "Uploaded", "requestId": 7} in payloads(cs, "LogStatusNotification"))
+    assert payloads(cs, "LogStatusNotification") == [{"status": "Uploading", "requestId": 7},
                                                   {"status": "Uploaded", "requestId": 7}]
     with tarfile.open(fileobj=io.BytesIO(http_files.uploads[answer["filename"]]), mode="r:gz") as tar:
         assert tar.getmembers()
@@ -59,20 +32,20 @@ async def test_get_log_uploads_both_logs_with_their_status_sequence(station: Sta
                                            "log": {"remoteLocation": location,
                                                    "oldestTimestamp": "2020-01-01T00:00:00Z"}})
     assert answer["status"] == "Accepted" and answer["filename"].endswith("-security.log")
-    await until(lambda: {"status": "Uploaded", "requestId": 8} in calls(cs, "LogStatusNotification"))
+    await until(lambda: {"status": "Uploaded", "requestId": 8} in payloads(cs, "LogStatusNotification"))
     text = http_files.uploads[answer["filename"]].decode()
     assert "StartupOfTheDevice" in text and "ReconfigurationOfSecurityParameters test event" in text
     # A window before any event: an empty log, still Uploaded.
     answer = await cs.call(BOX, "GetLog", {"logType": "SecurityLog", "requestId": 9,
                                            "log": {"remoteLocation": location,
                                                    "latestTimestamp": "2020-01-01T00:00:00Z"}})
-    await until(lambda: {"status": "Uploaded", "requestId": 9} in calls(cs, "LogStatusNotification"))
+    await until(lambda: {"status": "Uploaded", "requestId": 9} in payloads(cs, "LogStatusNotification"))
     assert http_files.uploads[answer["filename"]] == b""
 
     # Idle afterwards: what an ExtendedTriggerMessage reports.
     assert await cs.call(BOX, "ExtendedTriggerMessage", {"requestedMessage": "LogStatusNotification"}) == {
         "status": "Accepted"}
-    await until(lambda: calls(cs, "LogStatusNotification")[-1] == {"status": "Idle"})
+    await until(lambda: payloads(cs, "LogStatusNotification")[-1] == {"status": "Idle"})
 
 
 async def test_get_log_refusals_and_a_failed_upload(station: Station, cs: CentralSystem):
@@ -85,7 +58,7 @@ async def test_get_log_refusals_and_a_failed_upload(station: Station, cs: Centra
     answer = await cs.call(BOX, "GetLog", {"logType": "SecurityLog", "requestId": 3, "retries": 0,
                                            "log": {"remoteLocation": "http://127.0.0.1:1/up/"}})
     assert answer["status"] == "Accepted"
-    await until(lambda: {"status": "UploadFailure", "requestId": 3} in calls(cs, "LogStatusNotification"))
+    await until(lambda: {"status": "UploadFailure", "requestId": 3} in payloads(cs, "LogStatusNotification"))
 
 
 @pytest.mark.parametrize("message, action, check", [
@@ -97,11 +70,11 @@ async def test_get_log_refusals_and_a_failed_upload(station: Station, cs: Centra
     ("LogStatusNotification", "LogStatusNotification", lambda p: p == {"status": "Idle"}),
 ])
 async def test_extended_trigger_message(station: Station, cs: CentralSystem, message, action, check):
-    before = len(calls(cs, action))
+    before = len(payloads(cs, action))
     assert await cs.call(BOX, "ExtendedTriggerMessage", {"requestedMessage": message, "connectorId": 1}) == {
         "status": "Accepted"}
-    await until(lambda: len(calls(cs, action)) > before)
-    assert check(calls(cs, action)[-1])
+    await until(lambda: len(payloads(cs, action)) > before)
+    assert check(payloads(cs, action)[-1])
 
 
 async def test_extended_trigger_message_refusals(station: Station, cs: CentralSystem):

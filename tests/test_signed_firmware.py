@@ -22,12 +22,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from file_servers import HttpFiles
 from firmware_sim.central_system import CentralSystem
 from firmware_sim.test_pki import create_test_pki
-from firmware_sim.world import SimConnectorSpec, SimWorld
 from stationd import __version__
 from stationd.firmware.job import SignedRequest, UpdateJob
 from stationd.firmware.update import UPDATE_META
 from test_firmware_update import Rig, make_package
-from test_ocpp_client import BOX, Station, config_for, until
+from test_ocpp_client import BOX, Station, payloads, until
 
 MF_ROOT, CS_ROOT = "ManufacturerRootCertificate", "CentralSystemRootCertificate"
 
@@ -97,37 +96,12 @@ def request(location: str, vendor: Manufacturer, package: bytes, *, request_id: 
 
 # ---- end to end ------------------------------------------------------------------------------------
 
-@pytest.fixture
-async def cs():
-    central = CentralSystem(heartbeat_interval=300)
-    await central.start()
-    yield central
-    await central.stop()
-
-
-@pytest.fixture
-async def station(tmp_path: Path, cs: CentralSystem):
-    world = SimWorld([SimConnectorSpec(1), SimConnectorSpec(2)], tmp_path / "sim", vehicle_reaction_s=0)
-    await world.start()
-    running = Station(config_for(tmp_path / "data", cs.url), world)
-    await cs.wait_for("BootNotification", timeout=15)
-    await cs.wait_for("StatusNotification", predicate=lambda r: r.payload["connectorId"] == 2, timeout=15)
-    yield running
-    await running.stop()
-    await world.stop()
-
-
-def calls(cs: CentralSystem, action: str) -> list[dict]:
-    return [r.payload for r in cs.messages(BOX) if r.action == action and r.direction == "in"
-            and r.message_type_id == 2]
-
-
 def signed_statuses(cs: CentralSystem) -> list[str]:
-    return [p["status"] for p in calls(cs, "SignedFirmwareStatusNotification")]
+    return [p["status"] for p in payloads(cs, "SignedFirmwareStatusNotification")]
 
 
 def security_events(cs: CentralSystem) -> list[str]:
-    return [p["type"] for p in calls(cs, "SecurityEventNotification")]
+    return [p["type"] for p in payloads(cs, "SecurityEventNotification")]
 
 
 async def install_root(cs: CentralSystem, kind: str, pem: str) -> None:
@@ -147,10 +121,10 @@ async def test_signed_update_installs_reboots_and_reports_installed(station: Sta
                       predicate=lambda r: r.payload["status"] == "Installed")
     assert signed_statuses(cs) == ["Downloading", "Downloaded", "SignatureVerified", "Installing",
                                    "InstallRebooting", "Installed"]
-    assert {p["requestId"] for p in calls(cs, "SignedFirmwareStatusNotification")} == {42}
-    assert calls(cs, "FirmwareStatusNotification") == []  # a signed update speaks only the signed message
+    assert {p["requestId"] for p in payloads(cs, "SignedFirmwareStatusNotification")} == {42}
+    assert payloads(cs, "FirmwareStatusNotification") == []  # a signed update speaks only the signed message
     assert station.boots == 2
-    boots = calls(cs, "BootNotification")
+    boots = payloads(cs, "BootNotification")
     assert [b["firmwareVersion"] for b in boots] == [__version__, "7.0.0-signed"]
     incoming = [(r.action, r.payload.get("status")) for r in cs.messages(BOX)
                 if r.direction == "in" and r.message_type_id == 2]
@@ -160,8 +134,8 @@ async def test_signed_update_installs_reboots_and_reports_installed(station: Sta
     # Nothing runs any more: the trigger answers Idle, without a requestId.
     assert await cs.call(BOX, "ExtendedTriggerMessage", {"requestedMessage": "FirmwareStatusNotification"}) == {
         "status": "Accepted"}
-    await until(lambda: len(calls(cs, "SignedFirmwareStatusNotification")) == 7)
-    assert calls(cs, "SignedFirmwareStatusNotification")[-1] == {"status": "Idle"}
+    await until(lambda: len(payloads(cs, "SignedFirmwareStatusNotification")) == 7)
+    assert payloads(cs, "SignedFirmwareStatusNotification")[-1] == {"status": "Idle"}
 
 
 @pytest.mark.parametrize("problem", ["other root", "expired", "not a certificate"])
@@ -179,7 +153,7 @@ async def test_an_invalid_signing_certificate_is_refused_with_a_security_event(
     await cs.wait_for("SecurityEventNotification", timeout=10,
                       predicate=lambda r: r.payload["type"] == "InvalidFirmwareSigningCertificate")
     await asyncio.sleep(0.3)
-    assert http_files.requests == [] and calls(cs, "SignedFirmwareStatusNotification") == []
+    assert http_files.requests == [] and payloads(cs, "SignedFirmwareStatusNotification") == []
     assert station.station.ocpp.firmware.pending is None
 
 
@@ -217,11 +191,11 @@ async def test_a_second_request_cancels_the_pending_download(station: Station, c
     assert await cs.call(BOX, "SignedUpdateFirmware", second) == {"status": "AcceptedCanceled"}
     await cs.wait_for("SignedFirmwareStatusNotification", timeout=20,
                       predicate=lambda r: r.payload == {"status": "Installed", "requestId": 2})
-    assert [(p["requestId"], p["status"]) for p in calls(cs, "SignedFirmwareStatusNotification")][:1] == [
+    assert [(p["requestId"], p["status"]) for p in payloads(cs, "SignedFirmwareStatusNotification")][:1] == [
         (1, "Downloading")]
-    assert {p["requestId"] for p in calls(cs, "SignedFirmwareStatusNotification")[1:]} == {2}
+    assert {p["requestId"] for p in payloads(cs, "SignedFirmwareStatusNotification")[1:]} == {2}
     assert [r.path for r in http_files.requests] == ["/files/old.tar", "/files/new.tar"]
-    assert calls(cs, "BootNotification")[-1]["firmwareVersion"] == "5.1.0"
+    assert payloads(cs, "BootNotification")[-1]["firmwareVersion"] == "5.1.0"
     assert not list(firmware_dir.glob("*.part"))  # the old download's part file went with it
 
 
@@ -234,15 +208,15 @@ async def test_a_future_retrieve_date_is_download_scheduled_and_triggers_report_
     payload = request(f"{http_files.base}/files/fw.tar", vendor, package, request_id=9, retrieve_in_s=3600)
     assert await cs.call(BOX, "SignedUpdateFirmware", payload) == {"status": "Accepted"}
     await cs.wait_for("SignedFirmwareStatusNotification", timeout=10)
-    assert calls(cs, "SignedFirmwareStatusNotification") == [{"status": "DownloadScheduled", "requestId": 9}]
+    assert payloads(cs, "SignedFirmwareStatusNotification") == [{"status": "DownloadScheduled", "requestId": 9}]
     assert await cs.call(BOX, "ExtendedTriggerMessage", {"requestedMessage": "FirmwareStatusNotification"}) == {
         "status": "Accepted"}
-    await until(lambda: len(calls(cs, "SignedFirmwareStatusNotification")) == 2)
-    assert calls(cs, "SignedFirmwareStatusNotification")[1] == {"status": "DownloadScheduled", "requestId": 9}
+    await until(lambda: len(payloads(cs, "SignedFirmwareStatusNotification")) == 2)
+    assert payloads(cs, "SignedFirmwareStatusNotification")[1] == {"status": "DownloadScheduled", "requestId": 9}
     # The 1.6 message has no DownloadScheduled: nothing is under way yet.
     assert await cs.call(BOX, "TriggerMessage", {"requestedMessage": "FirmwareStatusNotification"}) == {
         "status": "Accepted"}
-    await until(lambda: calls(cs, "FirmwareStatusNotification") == [{"status": "Idle"}])
+    await until(lambda: payloads(cs, "FirmwareStatusNotification") == [{"status": "Idle"}])
     assert http_files.requests == []
 
 
@@ -267,9 +241,9 @@ async def test_statuses_of_an_outage_reach_the_backend_when_it_is_back(station: 
     cs.refuse_status = None
     await cs.wait_for("SignedFirmwareStatusNotification", timeout=20,
                       predicate=lambda r: r.payload["status"] == "Installed")
-    assert calls(cs, "SignedFirmwareStatusNotification") == [{"status": "DownloadScheduled", "requestId": 5},
+    assert payloads(cs, "SignedFirmwareStatusNotification") == [{"status": "DownloadScheduled", "requestId": 5},
                                                              {"status": "Installed", "requestId": 5}]
-    assert calls(cs, "BootNotification")[-1]["firmwareVersion"] == "8.0.0"
+    assert payloads(cs, "BootNotification")[-1]["firmwareVersion"] == "8.0.0"
     await until(lambda: meta.get(UPDATE_META)["report"]["delivered"] is True)  # once the answer is back
 
 
@@ -289,13 +263,13 @@ async def test_https_downloads_and_uploads_trust_an_installed_central_system_roo
         diagnostics = await cs.call(BOX, "GetDiagnostics", {"location": f"{files.base}/upload/"})
         await cs.wait_for("DiagnosticsStatusNotification", timeout=20,
                           predicate=lambda r: r.payload["status"] in ("Uploaded", "UploadFailed"))
-        assert calls(cs, "DiagnosticsStatusNotification")[-1] == {"status": "Uploaded"}
+        assert payloads(cs, "DiagnosticsStatusNotification")[-1] == {"status": "Uploaded"}
         assert diagnostics["fileName"] in files.uploads
         update["retrieveDate"] = now_iso()
         assert await cs.call(BOX, "UpdateFirmware", update) == {}
         await cs.wait_for("FirmwareStatusNotification", timeout=20,
                           predicate=lambda r: r.payload["status"] == "Installed")
-        assert [p["status"] for p in calls(cs, "FirmwareStatusNotification")] == [
+        assert [p["status"] for p in payloads(cs, "FirmwareStatusNotification")] == [
             "Downloading", "DownloadFailed", "Downloading", "Downloaded", "Installing", "Installed"]
         await cs.wait_for("BootNotification", timeout=15, predicate=lambda r: r.payload["firmwareVersion"] == "3.3.3")
     finally:

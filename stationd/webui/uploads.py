@@ -38,7 +38,12 @@ CSRF_LIMIT = 256
 
 
 class UploadRefused(ValueError):
-    """An upload the station does not accept; str() says why, for the page."""
+    """An upload the station does not accept; str() says why, for the page. ``too_large``: a
+    part went over its limit (HTTP 413)."""
+
+    def __init__(self, message: str, *, too_large: bool = False):
+        super().__init__(message)
+        self.too_large = too_large
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ async def copy_part(part: BodyPartReader, limit: int, write: Callable[[bytes], o
             return size
         size += len(chunk)
         if size > limit:
-            raise UploadRefused(f"{part.name}: larger than {_size(limit)}")
+            raise UploadRefused(f"{part.name}: larger than {_size(limit)}", too_large=True)
         write(chunk)
 
 

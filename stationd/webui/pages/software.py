@@ -137,7 +137,7 @@ async def upload(request: web.Request) -> web.Response:
     try:
         path, filename = await _receive(request, Path(station.config.data_dir) / "uploads")
     except UploadRefused as problem:
-        too_large = "larger than" in str(problem)
+        too_large = problem.too_large
         return _answer(request, 413 if too_large else 400, t("The package is too large: at most {mib} MiB.",
                                                              mib=MAX_PACKAGE_BYTES // 1048576) if too_large else str(problem))
     try:

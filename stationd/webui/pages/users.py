@@ -246,7 +246,7 @@ async def import_(request: web.Request) -> web.Response:
         try:
             form = await read_form(request, {"file": MAX_CSV_BYTES})
         except UploadRefused as problem:
-            too_large = "larger than" in str(problem)
+            too_large = problem.too_large
             refused = (413, t("The file is too large: at most {mib} MiB.", mib=MAX_CSV_BYTES // 1048576)) \
                 if too_large else (400, str(problem))
     if refused is not None:
