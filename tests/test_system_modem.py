@@ -156,16 +156,16 @@ async def test_locked_sim_is_unlocked_then_connected(device: DeviceSystem, runne
     runner.answer("mmcli", "-J", "-m", MODEM, stdout=modem_output(unlock_required="sim-pin", state="locked"))
     assert await device.set_mobile_settings(SETTINGS) is True
     changes = [line for line in runner.lines if not line.startswith("mmcli -J")]
-    assert changes == [f"mmcli -i {SIM} --pin={PIN}",
+    assert changes == [f"mmcli -i {SIM} --pin={PIN}", f"mmcli -m {MODEM} --set-allowed-modes=any",
                        f"mmcli -m {MODEM} --simple-connect=apn=internet.m2m,allowed-auth=chap,user=station,"
                        f"password={PASSWORD}"]
     shown = [line for line in runner.shown_lines if not line.startswith("mmcli -J")]
-    assert shown == [f"mmcli -i {SIM} '--pin=****'",
+    assert shown == [f"mmcli -i {SIM} '--pin=****'", f"mmcli -m {MODEM} --set-allowed-modes=any",
                      f"mmcli -m {MODEM} '--simple-connect=apn=internet.m2m,allowed-auth=chap,user=station,"
                      "password=****'"]
     path = tmp_path / MOBILE_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert json.loads(path.read_text()) == {"apn": "internet.m2m", "pin": PIN, "auth": "chap",
+    assert json.loads(path.read_text()) == {"service_mode": "automatic", "apn": "internet.m2m", "pin": PIN, "auth": "chap",
                                             "username": "station", "password": PASSWORD}
     assert PIN not in caplog.text and PASSWORD not in caplog.text
     assert "--pin=****" in caplog.text
@@ -174,7 +174,23 @@ async def test_locked_sim_is_unlocked_then_connected(device: DeviceSystem, runne
 async def test_an_unlocked_sim_only_connects(device: DeviceSystem, runner):
     assert await device.set_mobile_settings(MobileSettings(apn="internet"))
     assert [line for line in runner.lines if not line.startswith("mmcli -J")] == [
-        f"mmcli -m {MODEM} --simple-connect=apn=internet"]
+        f"mmcli -m {MODEM} --set-allowed-modes=any", f"mmcli -m {MODEM} --simple-connect=apn=internet"]
+
+
+@pytest.mark.parametrize(("mode", "allowed"), [("4g", "4g"), ("3g", "3g"), ("2g", "2g"), ("automatic", "any")])
+async def test_the_service_mode_sets_the_allowed_modes_before_connecting(device: DeviceSystem, runner, mode, allowed):
+    assert await device.set_mobile_settings(MobileSettings(apn="internet", service_mode=mode))
+    assert [line for line in runner.lines if not line.startswith("mmcli -J")] == [
+        f"mmcli -m {MODEM} --set-allowed-modes={allowed}", f"mmcli -m {MODEM} --simple-connect=apn=internet"]
+    assert device.mobile_settings().service_mode == mode
+
+
+async def test_a_service_mode_the_modem_refuses_stops_before_connecting(device: DeviceSystem, runner, caplog):
+    runner.answer("mmcli", "-m", MODEM, "--set-allowed-modes=2g", returncode=1,
+                  stderr="error: couldn't set current modes: Unsupported")
+    assert await device.set_mobile_settings(MobileSettings(apn="internet", service_mode="2g")) is False
+    assert not any("--simple-connect" in line for line in runner.lines)
+    assert "refused service mode 2g" in caplog.text
 
 
 async def test_the_last_pin_attempt_is_never_used(device: DeviceSystem, runner, caplog):
@@ -207,7 +223,7 @@ async def test_secrets_not_given_keep_the_stored_ones(device: DeviceSystem, tmp_
                                                       password=PASSWORD)
     await device.set_mobile_settings(MobileSettings(apn="other", pin="", auth="pap", username="s", password=""))
     assert device.mobile_settings().pin in ("", None) and not device.mobile_settings().password
-    assert device.mobile_settings().public() == {"apn": "other", "pin": "", "auth": "pap", "username": "s",
+    assert device.mobile_settings().public() == {"service_mode": "automatic", "apn": "other", "pin": "", "auth": "pap", "username": "s",
                                                  "password": ""}
 
 
@@ -230,6 +246,7 @@ async def test_no_modem_keeps_the_settings_for_later(device: DeviceSystem, runne
     ({"auth": "chap", "username": "x\ny"}, "username: up to 64 printable characters"),
     ({"username": "station"}, "username: needs an authentication method"),
     ({"apn": "internet", "roaming": True}, "roaming: unknown field"),
+    ({"service_mode": "5g"}, "service_mode: must be one of automatic, 4g, 3g, 2g"),
 ])
 async def test_invalid_sim_settings_change_nothing(device: DeviceSystem, runner, tmp_path: Path, data, message):
     with pytest.raises(MobileSettingsError) as raised:
@@ -241,7 +258,7 @@ async def test_invalid_sim_settings_change_nothing(device: DeviceSystem, runner,
 def test_secrets_stay_out_of_repr_and_descriptions():
     text = repr(SETTINGS) + SETTINGS.describe() + str(SETTINGS.public())
     assert PIN not in text and PASSWORD not in text
-    assert SETTINGS.describe() == "apn=internet.m2m auth=chap username=station password=**** pin=****"
+    assert SETTINGS.describe() == "service_mode=automatic apn=internet.m2m auth=chap username=station password=**** pin=****"
 
 
 # ---- the dry run ------------------------------------------------------------------------------
@@ -252,7 +269,7 @@ async def test_dry_run_records_sim_settings_masked(caplog):
     dry = DryRunSystem()
     assert await dry.set_mobile_settings(SETTINGS)
     assert dry.actions == [("set_mobile_settings",
-                            "apn=internet.m2m auth=chap username=station password=**** pin=****")]
+                            "service_mode=automatic apn=internet.m2m auth=chap username=station password=**** pin=****")]
     assert PIN not in str(dry.actions) and PIN not in caplog.text and PASSWORD not in caplog.text
     assert dry.mobile_settings() == SETTINGS
 

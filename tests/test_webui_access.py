@@ -14,8 +14,7 @@ PAGES = ["/dashboard", "/profile", "/admin/restart", "/admin/reboot", "/api/stat
 
 async def test_first_login_forces_a_password_change_then_the_new_password_works(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
-        client = WebClient(base, ca)
-        try:
+        async with WebClient(base, ca) as client:
             status, text = await client.login()
             assert status == 200 and "default password" in text
             status, _ = await client.get("/dashboard")  # nowhere else until the password is changed
@@ -29,14 +28,11 @@ async def test_first_login_forces_a_password_change_then_the_new_password_works(
             assert not webui_password_matches(station.store, SERIAL)
             status, text = await client.get("/dashboard")
             assert status == 200 and "OCPP Server connection" in text
-        finally:
-            await client.close()
 
 
 async def test_without_a_session_every_route_is_refused(tmp_path: Path):
     async with webui_station(tmp_path) as (_station, base, ca, _cs):
-        client = WebClient(base, ca)
-        try:
+        async with WebClient(base, ca) as client:
             for path in PAGES:
                 status, text = await client.get(path, allow_redirects=False)
                 assert status in (303, 401), (path, status)
@@ -46,14 +42,11 @@ async def test_without_a_session_every_route_is_refused(tmp_path: Path):
             assert status == 401
             status, _ = await client.get("/static/style.css")
             assert status == 200
-        finally:
-            await client.close()
 
 
 async def test_csrf_token_and_origin_are_checked(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
-        client = WebClient(base, ca)
-        try:
+        async with WebClient(base, ca) as client:
             await client.login_and_set_password()
             await client.get("/profile")
             status, _ = await client.post("/profile", {"level": "Expert", "language": "en"}, csrf=False)
@@ -63,27 +56,21 @@ async def test_csrf_token_and_origin_are_checked(tmp_path: Path):
             assert status == 403
             status, text = await client.post("/profile", {"level": "Expert", "language": "de"})
             assert status == 200 and "Experte" in text
-        finally:
-            await client.close()
 
 
 async def test_repeated_wrong_passwords_lock_the_client_out(tmp_path: Path):
     async with webui_station(tmp_path) as (_station, base, ca, _cs):
-        client = WebClient(base, ca)
-        try:
+        async with WebClient(base, ca) as client:
             for _ in range(5):
                 status, _ = await client.login("wrong-password")
                 assert status == 401
             status, text = await client.login()  # even the right password, while locked out
             assert status == 429 and "try again" in text
-        finally:
-            await client.close()
 
 
 async def test_logout_ends_the_session_on_the_server(tmp_path: Path):
     async with webui_station(tmp_path) as (_station, base, ca, _cs):
-        client = WebClient(base, ca)
-        try:
+        async with WebClient(base, ca) as client:
             await client.login_and_set_password()
             cookie = next(c for c in client.http.cookie_jar if c.key == "stationd_session")
             assert cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Strict"
@@ -96,19 +83,14 @@ async def test_logout_ends_the_session_on_the_server(tmp_path: Path):
             status, _ = await stolen.get("/api/status", allow_redirects=False)
             assert status == 401
             await stolen.close()
-        finally:
-            await client.close()
 
 
 async def test_security_headers_on_pages_and_assets(tmp_path: Path):
     async with webui_station(tmp_path) as (_station, base, ca, _cs):
-        client = WebClient(base, ca)
-        try:
+        async with WebClient(base, ca) as client:
             for path in ("/login", "/static/app.js"):
                 async with client.http.get(base + path) as response:
                     headers = response.headers
                     assert "script-src 'self'" in headers["Content-Security-Policy"]
                     assert "unsafe-inline" not in headers["Content-Security-Policy"]
                     assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
-        finally:
-            await client.close()

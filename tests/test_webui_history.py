@@ -41,8 +41,7 @@ def old_sessions(station, count: int) -> None:
 
 async def test_session_history_filters_pages_and_exports_everything(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, cs):
-        client = WebClient(base, ca)
-        try:
+        async with WebClient(base, ca) as client:
             old_sessions(station, 2 * PAGE_SIZE + 10)
             assert station.store.set("CsMode", "1", Source.LOCAL).ok  # free charging: plugging in starts
             station.world.plug(1)
@@ -94,14 +93,11 @@ async def test_session_history_filters_pages_and_exports_everything(tmp_path: Pa
             assert len(filtered) == rows and {r["connector"] for r in filtered} == {"2"}
             async with client.http.get(base + "/sessions/export.csv?from=nonsense") as response:
                 assert response.status == 400
-        finally:
-            await client.close()
 
 
 async def test_charts_keep_the_meter_samples_of_each_connector(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
-        client = WebClient(base, ca)
-        try:
+        async with WebClient(base, ca) as client:
             await client.login_and_set_password()
             assert station.store.set("CsMode", "1", Source.LOCAL).ok
             station.world.plug(1)
@@ -126,14 +122,11 @@ async def test_charts_keep_the_meter_samples_of_each_connector(tmp_path: Path):
             assert status == 200 and 'src="/static/charts.js"' in text and 'data-connector="2"' in text
             status, _ = await client.get("/static/charts.js")
             assert status == 200
-        finally:
-            await client.close()
 
 
 async def test_ocpp_log_is_for_experts_and_masks_the_authorization_key(tmp_path: Path):
     async with webui_station(tmp_path) as (_station, base, ca, cs):
-        client = WebClient(base, ca)
-        try:
+        async with WebClient(base, ca) as client:
             await client.login_and_set_password()
             for path in ("/ocpp/log", "/ocpp/dead-letters"):
                 status, text = await client.get(path)
@@ -157,14 +150,11 @@ async def test_ocpp_log_is_for_experts_and_masks_the_authorization_key(tmp_path:
             status, page = await client.get("/ocpp/log?action=BootNotification&n=5")
             assert status == 200 and "BootNotification" in page and "ChangeConfiguration</td>" not in page
             assert 'data-live="/api/ocpp/log?action=BootNotification&amp;n=5"' in page
-        finally:
-            await client.close()
 
 
 async def test_dead_letters_show_what_the_backend_refused(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, cs):
-        client = WebClient(base, ca)
-        try:
+        async with WebClient(base, ca) as client:
             assert station.store.set("TransactionMessageAttempts", "1", Source.LOCAL).ok
             assert station.store.set("CsMode", "1", Source.LOCAL).ok
             cs.respond("StartTransaction", CallError("InternalError", "backend database down"))
@@ -176,8 +166,6 @@ async def test_dead_letters_show_what_the_backend_refused(tmp_path: Path):
             assert status == 200 and "StartTransaction" in text and "Dead letters: 0" not in text
             row = text.split('data-letter="')[1].split("</tr>")[0]
             assert "InternalError" in row and "backend database down" in row and "<td>1</td>" in row
-        finally:
-            await client.close()
 
 
 def test_meter_history_is_bounded_in_time_and_points():

@@ -16,15 +16,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from webui_helpers import WebClient, webui_station
+from webui_helpers import WebClient, logged_in, webui_station
 
 from stationd.system.dry_run import simulated_modem
-
-
-async def logged_in(base: str, ca: Path) -> WebClient:
-    client = WebClient(base, ca)
-    await client.login_and_set_password()
-    return client
 
 
 def field_error(text: str, name: str) -> str:
@@ -39,9 +33,8 @@ MANUAL = {"ipv4_method": "manual", "ipv4_address": "192.0.2.10", "ipv4_netmask":
 
 async def test_wan_manual_config_reaches_the_system_edge_and_bad_addresses_are_refused(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
-        client = await logged_in(base, ca)
         system = station.station.system
-        try:
+        async with logged_in(base, ca) as client:
             status, text = await client.get("/network/interfaces")
             assert status == 200 and "Auto (DHCP)" in text and "usb0" in text  # the NetworkStatus table
             status, text = await client.post("/network/interfaces", MANUAL)
@@ -63,34 +56,30 @@ async def test_wan_manual_config_reaches_the_system_edge_and_bad_addresses_are_r
             status, text = await client.post("/network/interfaces", {"ipv4_method": "dhcp", "ipv6_method": "dhcp",
                                                                      "ipv4_address": "192.0.2.99"})
             assert status == 200 and system.actions[-1] == ("set_wan_config", "eth0 ipv4=dhcp ipv6=dhcp")
-        finally:
-            await client.close()
 
 
 async def test_mobile_page_without_a_modem_says_so(tmp_path: Path):
     async with webui_station(tmp_path) as (_station, base, ca, _cs):
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca) as client:
             status, text = await client.get("/network/mobile")
             assert status == 200 and "no mobile modem" in text and 'action="/network/mobile"' not in text
             status, _ = await client.post("/network/mobile", {"provider": "(custom)", "apn": "x", "auth": "none"})
             assert status == 409
-        finally:
-            await client.close()
 
 
 async def test_mobile_settings_reach_the_edge_and_pin_and_password_stay_write_only(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
         system = station.station.system
         system.modem, system.signal_dbm = simulated_modem(), -71
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca) as client:
             status, text = await client.get("/network/mobile")
             assert status == 200 and "LTE Cat 4" in text and "8900101000000000001" in text and "-71 dBm" in text
-            form = {"provider": "(custom)", "apn": "internet.example", "pin": "4711", "auth": "chap",
+            assert 'name="service_mode"' in text and '<option value="automatic" selected>' in text
+            form = {"provider": "(custom)", "service_mode": "4g", "apn": "internet.example", "pin": "4711", "auth": "chap",
                     "username": "user1", "password": "Sim-Pass-99"}
             status, text = await client.post("/network/mobile", form)
             assert status == 200 and "Saved." in text
+            assert system.mobile_settings().service_mode == "4g" and '<option value="4g" selected>' in text
             assert system.mobile_settings().pin == "4711" and system.mobile_settings().password == "Sim-Pass-99"
             assert "4711" not in text and "Sim-Pass-99" not in text and "leave empty to keep it" in text
             await client.post("/network/mobile", {**form, "pin": "", "password": "", "apn": "other.example"})
@@ -99,11 +88,11 @@ async def test_mobile_settings_reach_the_edge_and_pin_and_password_stay_write_on
             assert all("Sim-Pass-99" not in detail and "4711" not in detail for _, detail in system.actions)
             status, text = await client.post("/network/mobile", {**form, "pin": "12", "apn": "bad apn!"})
             assert status == 400 and "4 to 8 digits" in field_error(text, "pin") and field_error(text, "apn")
+            status, text = await client.post("/network/mobile", {**form, "service_mode": "5g"})
+            assert status == 400 and "automatic, 4g, 3g, 2g" in field_error(text, "service_mode")
             assert system.mobile_settings().apn == "other.example"
             status, text = await client.post("/network/mobile", {**form, "provider": "1NCE", "password": ""})
             assert status == 200 and system.mobile_settings().apn == "iot.1nce.net"
-        finally:
-            await client.close()
 
 
 def make_pair(name: str) -> tuple[bytes, bytes]:
@@ -151,8 +140,7 @@ async def upload(client: WebClient, cert: bytes, key: bytes, *, token: str | Non
 
 async def test_an_uploaded_certificate_is_served_to_new_connections_and_bad_ones_are_refused(tmp_path: Path):
     async with webui_station(tmp_path) as (_station, base, ca, _cs):
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca) as client:
             status, text = await client.get("/users/security")
             assert status == 200 and "stationd WebUI" in text and "self-signed" in text
             cert, key = make_pair("installer.example")
@@ -175,5 +163,3 @@ async def test_an_uploaded_certificate_is_served_to_new_connections_and_bad_ones
             status, text = await upload(client, second, second_key, header=True)  # the token as a header
             assert status == 200 and "second.example" in text
             assert await peer_certificate(base) == x509.load_pem_x509_certificate(second)
-        finally:
-            await client.close()

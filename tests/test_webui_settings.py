@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from test_ocpp_client import BOX
-from webui_helpers import WebClient, webui_station
+from webui_helpers import logged_in, webui_station
 
 from stationd.config.keys import REGISTRY
 from stationd.config.value_types import Source
@@ -46,19 +46,9 @@ def field_error(text: str, name: str) -> str:
     return match.group(1) if match else ""
 
 
-async def logged_in(base: str, ca: Path, *, expert: bool = False) -> WebClient:
-    client = WebClient(base, ca)
-    await client.login_and_set_password()
-    if expert:
-        await client.get("/profile")
-        await client.post("/profile", {"level": "Expert", "language": "en"})
-    return client
-
-
 async def test_every_settings_page_renders_with_its_effects_and_without_inline_script(tmp_path: Path):
     async with webui_station(tmp_path) as (_station, base, ca, _cs):
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca) as client:
             for path, marker in PAGES.items():
                 status, text = await client.get(path)
                 assert status == 200 and marker in text, (path, status, text[:300])
@@ -67,14 +57,11 @@ async def test_every_settings_page_renders_with_its_effects_and_without_inline_s
             assert "applies at once" in text and "LoadBalancingEnabled" not in text  # Expert only
             _, text = await client.get("/users/security")
             assert "consent" in text
-        finally:
-            await client.close()
 
 
 async def test_a_valid_save_changes_the_key_the_backend_reads(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, cs):
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca) as client:
             await client.get("/communication/ocpp")
             status, text = await client.post("/communication/ocpp", {"HeartbeatInterval": "321",
                                                                       "WebSocketPingInterval": "45"})
@@ -98,14 +85,11 @@ async def test_a_valid_save_changes_the_key_the_backend_reads(tmp_path: Path):
             await client.post("/gui", {"CurrentLocale": "de", "LightIntensity": "40"})
             assert await backend_value(cs, "CurrentLocale") == "de"
             assert station.store.get("LightIntensity") == 40
-        finally:
-            await client.close()
 
 
 async def test_a_bad_field_is_marked_and_nothing_of_the_form_is_saved(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, cs):
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca) as client:
             await client.get("/station/power")
             status, text = await client.post("/station/power", {"GridVoltage": "240", "MaxCurrentLimit": "500",
                                                                  "GridPhaseConnection": "[1,1,2]"})
@@ -124,15 +108,12 @@ async def test_a_bad_field_is_marked_and_nothing_of_the_form_is_saved(tmp_path: 
                                                                       "HeartbeatInterval": "100"})
             assert status == 400 and "ws://" in field_error(text, "Endpoint")
             assert station.store.get("HeartbeatInterval") == before != 100
-        finally:
-            await client.close()
 
 
 async def test_a_secret_is_stored_but_never_shown_and_an_empty_field_keeps_it(tmp_path: Path):
     secret = "Secret-Key-2026"
     async with webui_station(tmp_path) as (station, base, ca, cs):
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca) as client:
             await client.get("/communication/ocpp")
             status, text = await client.post("/communication/ocpp", {"AuthorizationKey": secret, "CpoName": "ACME"})
             assert status == 200 and "Saved." in text
@@ -148,14 +129,11 @@ async def test_a_secret_is_stored_but_never_shown_and_an_empty_field_keeps_it(tm
             status, text = await client.post("/communication/ocpp", {"AuthorizationKey": "short"})
             assert status == 400 and "8 to 40" in field_error(text, "AuthorizationKey")
             assert 'value="short"' not in text  # a refused secret is not echoed either
-        finally:
-            await client.close()
 
 
 async def test_a_new_authorization_key_and_the_profile_that_needs_it_save_together(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca) as client:
             await client.get("/communication/ocpp")
             status, text = await client.post("/communication/ocpp", {"SecurityProfile": "1"})
             assert status == 400 and "AuthorizationKey" in field_error(text, "SecurityProfile")
@@ -163,27 +141,21 @@ async def test_a_new_authorization_key_and_the_profile_that_needs_it_save_togeth
                                                                      "SecurityProfile": "1"})
             assert status == 200 and "Saved." in text
             assert station.store.get("SecurityProfile") == 1 and station.store.is_set("AuthorizationKey")
-        finally:
-            await client.close()
 
 
 async def test_the_chargebox_id_is_read_only_and_its_template_shown(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca) as client:
             _, text = await client.get("/communication/ocpp")
             assert re.search(r'name="BoxId" type="text" value="TE-IT0001"[^>]*disabled', text)
             assert "TE-{serial}" in text and "OCPP-J 1.6 (JSON via HTTP WebSocket)" in text
             await client.post("/communication/ocpp", {"BoxId": "HACKED"})
             assert station.store.get("BoxId") == "TE-IT0001"
-        finally:
-            await client.close()
 
 
 async def test_expert_custom_settings_list_every_key_and_edit_one(tmp_path: Path):
     async with webui_station(tmp_path) as (_station, base, ca, cs):
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca) as client:
             _, text = await client.get("/communication/ocpp")
             assert "Custom settings" not in text
             status, _ = await client.get("/communication/ocpp/key?name=MinimumStatusDuration")
@@ -208,14 +180,11 @@ async def test_expert_custom_settings_list_every_key_and_edit_one(tmp_path: Path
             status, text = await client.post("/station/power", {"LoadBalancingEnergyMeterType": "CarloGavazzi"})
             assert status == 200 and "apply only after a reboot" in text
             assert await backend_value(cs, "LoadBalancingEnergyMeterType") == "CarloGavazzi"
-        finally:
-            await client.close()
 
 
 async def test_authentication_mode_sets_its_keys_and_whitelist_source(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, cs):
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca) as client:
             await client.get("/users/authentication")
             status, text = await client.post("/users/authentication", {"mode": "none", "WhitelistSource": "Local"})
             assert status == 200 and "Saved." in text
@@ -229,15 +198,12 @@ async def test_authentication_mode_sets_its_keys_and_whitelist_source(tmp_path: 
             assert await backend_value(cs, "AllowOfflineTxForUnknownId") == "true"
             status, text = await client.post("/users/authentication", {"mode": "bogus", "WhitelistSource": "Local"})
             assert status == 400 and station.store.get("WhitelistSource") == "OCPP"
-        finally:
-            await client.close()
 
 
 async def test_date_time_zone_source_and_browser_time_reach_the_system(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, cs):
-        client = await logged_in(base, ca)
         system = station.station.system
-        try:
+        async with logged_in(base, ca) as client:
             _, text = await client.get("/station/datetime")
             assert 'src="/static/settings.js"' in text and "Europe/Berlin" in text
             status, text = await client.post("/station/datetime", {"TimeZone": "Europe/Berlin", "TimeSource": "HeartBeat"})
@@ -255,15 +221,12 @@ async def test_date_time_zone_source_and_browser_time_reach_the_system(tmp_path:
             assert "no time" in text and system.actions.count(("set_time", "2026-03-01T10:20:30+00:00")) == 1
             status, _ = await client.get("/static/settings.js")
             assert status == 200
-        finally:
-            await client.close()
 
 
 async def test_vendor_access_is_switched_on_through_the_system_edge(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
-        client = await logged_in(base, ca)
         system = station.station.system
-        try:
+        async with logged_in(base, ca) as client:
             await client.get("/users/security")
             status, text = await client.post("/users/security", {"/Security/enableRemoteVendorAccess": "true"})
             assert status == 200 and "Saved." in text
@@ -275,8 +238,6 @@ async def test_vendor_access_is_switched_on_through_the_system_edge(tmp_path: Pa
             assert any(action == "vendor_access_on" and detail.startswith("remote") for action, detail in system.actions)
             _, text = await client.get("/users/security")
             assert "on until" in text
-        finally:
-            await client.close()
 
 
 async def test_the_stored_value_is_set_through_the_local_rules(tmp_path: Path):
@@ -284,13 +245,10 @@ async def test_the_stored_value_is_set_through_the_local_rules(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
         station.store.set("AuthorizationKey", "Secret-Key-2026", Source.LOCAL)
         station.store.set("SecurityProfile", "1", Source.LOCAL)
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca) as client:
             await client.get("/communication/ocpp")
             status, _ = await client.post("/communication/ocpp", {"SecurityProfile": "0"})
             assert status == 200 and station.store.get("SecurityProfile") == 0
-        finally:
-            await client.close()
 
 
 def test_every_label_and_description_of_the_settings_pages_has_a_german_text():
@@ -312,11 +270,8 @@ def test_every_label_and_description_of_the_settings_pages_has_a_german_text():
 
 async def test_a_settings_page_in_german(tmp_path: Path):
     async with webui_station(tmp_path) as (_station, base, ca, _cs):
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca) as client:
             await client.get("/profile")
             await client.post("/profile", {"level": "Default", "language": "de"})
             _, text = await client.get("/station/power")
             assert "Max. Netzstrom (mA)" in text and "wirkt sofort" in text and "Schäden" in text
-        finally:
-            await client.close()

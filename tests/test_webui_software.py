@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiohttp
 from test_ocpp_client import until
-from webui_helpers import WebClient, webui_station
+from webui_helpers import WebClient, logged_in, webui_station
 
 from stationd import __version__
 from stationd.firmware.package import build_package
@@ -32,18 +32,9 @@ async def upload(client: WebClient, content: bytes, *, json: bool = True) -> tup
         return response.status, await response.text()
 
 
-async def expert(base: str, ca: Path) -> WebClient:
-    client = WebClient(base, ca)
-    await client.login_and_set_password()
-    await client.get("/profile")
-    await client.post("/profile", {"level": "Expert", "language": "en"})
-    return client
-
-
 async def test_versions_and_the_upload_only_for_experts(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
-        client = WebClient(base, ca)
-        try:
+        async with WebClient(base, ca) as client:
             await client.login_and_set_password()
             status, text = await client.get("/software")
             assert status == 200 and f"<dd data-field=\"versions.stationClient\">{__version__}</dd>" in text
@@ -54,15 +45,12 @@ async def test_versions_and_the_upload_only_for_experts(tmp_path: Path):
             async with client.http.get(base + "/api/software") as response:
                 data = await response.json()
             assert data["install"]["status"] == "Idle" and data["versions"]["firmware"] == __version__
-        finally:
-            await client.close()
 
 
 async def test_a_good_package_is_installed_and_the_station_reboots_with_it(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, cs):
         system = station.station.system
-        client = await expert(base, ca)
-        try:
+        async with logged_in(base, ca, expert=True) as client:
             status, text = await client.get("/software")
             assert 'name="package"' in text
             model = station.store.get("ModelId")
@@ -75,15 +63,12 @@ async def test_a_good_package_is_installed_and_the_station_reboots_with_it(tmp_p
             await until(lambda: station.boots == 2 and getattr(station.station, "webui", None) is not None, 15)
             assert station.station.store.get("FirmwareVersion") == "2.0.0"
             assert not list((Path(station.station.config.data_dir) / "uploads").glob("*"))
-        finally:
-            await client.close()
 
 
 async def test_a_wrong_model_or_corrupted_package_is_refused(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
         system = station.station.system
-        client = await expert(base, ca)
-        try:
+        async with logged_in(base, ca, expert=True) as client:
             await client.get("/software")
             status, text = await upload(client, package(tmp_path, "Other Model"))
             assert status == 400 and "Other Model" in text and "refused" in text
@@ -93,5 +78,3 @@ async def test_a_wrong_model_or_corrupted_package_is_refused(tmp_path: Path):
             assert status == 400 and "Package refused" in text and 'id="upload-message"' in text
             assert station.station.ocpp.firmware.pending is None and system.installed_version is None
             assert not list((Path(station.station.config.data_dir) / "uploads").glob("*"))
-        finally:
-            await client.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiohttp
 from test_ocpp_client import until
-from webui_helpers import WebClient, webui_station
+from webui_helpers import WebClient, logged_in, webui_station
 
 from firmware_sim.controller import make_controller_image
 from stationd.hw.flashing import HEADER_SIZE
@@ -27,17 +27,9 @@ async def flash(client: WebClient, image: bytes, connector: str = "all", force: 
         return response.status, await response.text()
 
 
-async def logged_in(base: str, ca: Path) -> WebClient:
-    client = WebClient(base, ca)
-    await client.login_and_set_password()
-    await client.get("/station/components")
-    return client
-
-
 async def test_connectors_page_and_its_live_data(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca, page="/station/components") as client:
             status, text = await client.get("/station/connectors")
             assert status == 200 and 'data-live="/api/station/connectors"' in text
             assert 'data-field="connectors.1.controller.hardwareId">SIM-EVSE-2<' in text
@@ -48,15 +40,12 @@ async def test_connectors_page_and_its_live_data(tmp_path: Path):
             assert first["limitReason"] == station.station.core.connectors[1].limit_reason
             assert first["currentLimitA"] == (min(first["limitsA"].values()) if first["limitsA"] else None)
             assert first["perPhase"].startswith("L1: ") or first["perPhase"] == "-"
-        finally:
-            await client.close()
 
 
 async def test_flash_a_good_image_then_a_corrupted_one(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
         flasher = station.station.flasher
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca, page="/station/components") as client:
             status, text = await flash(client, make_controller_image("1.1.0", size=2048), "1")
             assert status == 200 and "Flash Firmware started" in text
             await until(lambda: flasher.last_report is not None and not flasher.busy, 30)
@@ -79,15 +68,12 @@ async def test_flash_a_good_image_then_a_corrupted_one(tmp_path: Path):
 
             status, text = await flash(client, b"not an image at all", "1")
             assert status == 409 and "not a controller image" in text
-        finally:
-            await client.close()
 
 
 async def test_flash_is_refused_while_a_vehicle_charges_unless_forced(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, cs):
         flasher, core = station.station.flasher, station.station.core
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca, page="/station/components") as client:
             station.world.plug(1)
             station.world.present_card("aec78085")
             await cs.wait_for("StartTransaction", timeout=15)
@@ -101,5 +87,3 @@ async def test_flash_is_refused_while_a_vehicle_charges_unless_forced(tmp_path: 
             assert flasher.last_report.ok and flasher.versions()[1] == (1, 1, 0)
             stop = await cs.wait_for("StopTransaction", timeout=15)
             assert stop.payload.get("reason") == "Other"
-        finally:
-            await client.close()

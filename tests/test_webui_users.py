@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import aiohttp
-from webui_helpers import WebClient, webui_station
+from webui_helpers import WebClient, logged_in, webui_station
 
 from stationd.auth.whitelist import Entry
 from stationd.webui.pages.users import MAX_CSV_BYTES
@@ -38,18 +38,10 @@ async def upload(client: WebClient, path: str, fields: dict, content: bytes, *, 
         return response.status, await response.text()
 
 
-async def logged_in(base: str, ca: Path) -> WebClient:
-    client = WebClient(base, ca)
-    await client.login_and_set_password()
-    await client.get("/users/list")
-    return client
-
-
 async def test_editor_changes_wait_for_save_then_apply(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
         whitelist = station.station.whitelist
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca, page="/users/list") as client:
             status, text = await client.post("/users/list/add", {"uid": "AE:C7:80:85", "gid": "", "expiry": "2030-01-01T12:00",
                                                                 "authorization": "accepted", "page": "1", "hide": "1"})
             assert status == 200 and "aec78085" in text and "unsaved" in text
@@ -93,15 +85,12 @@ async def test_editor_changes_wait_for_save_then_apply(tmp_path: Path):
             assert "aec78085" in uids_on(text) and "unsaved" not in status_of(text, "aec78085")
             await client.post("/users/list/save", {})
             assert not whitelist.get("aec78085").blocked
-        finally:
-            await client.close()
 
 
 async def test_paging_and_import_update_replace_and_export(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
         whitelist = station.station.whitelist
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca, page="/users/list") as client:
             cards = [f"{i:08x}" for i in range(0x10000000, 0x10000000 + 25)]
             body = HEADER + "".join(f"{uid},,,accepted\r\n" for uid in cards)
             status, text = await upload(client, "/users/list/import", {"mode": "update"}, body.encode())
@@ -124,16 +113,13 @@ async def test_paging_and_import_update_replace_and_export(tmp_path: Path):
                 assert 'filename="user-export.csv"' in response.headers["Content-Disposition"]
                 exported = await response.read()
             assert exported == (HEADER + "aec78085,,2030-01-01T12:00:00,accepted\r\n4b13b318,,,blocked\r\n").encode()
-        finally:
-            await client.close()
 
 
 async def test_a_bad_csv_changes_nothing_and_names_its_lines(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
         whitelist = station.station.whitelist
         whitelist.add("aec78085")
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca, page="/users/list") as client:
             status, text = await upload(client, "/users/list/import", {"mode": "replace"},
                                         b"UID;GID;Expiry;Authorization\r\n4b13b318;;;accepted\r\n")
             assert status == 400 and "line 1" in text and "semicolon" in text
@@ -144,28 +130,22 @@ async def test_a_bad_csv_changes_nothing_and_names_its_lines(tmp_path: Path):
             assert [e.uid for e in whitelist.entries()] == ["aec78085"]
             status, _ = await upload(client, "/users/list/import", {"mode": "update"}, HEADER.encode(), token=False)
             assert status == 403
-        finally:
-            await client.close()
 
 
 async def test_an_over_limit_upload_is_refused(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
-        client = await logged_in(base, ca)
-        try:
+        async with logged_in(base, ca, page="/users/list") as client:
             line = b"aec78085,,,accepted\r\n"
             content = HEADER.encode() + line * (MAX_CSV_BYTES // len(line) + 1)
             status, text = await upload(client, "/users/list/import", {"mode": "update"}, content)
             assert status == 413 and "too large" in text
             assert station.station.whitelist.count() == 0
-        finally:
-            await client.close()
 
 
 async def test_an_imported_card_authorizes_at_the_station(tmp_path: Path):
     async with webui_station(tmp_path) as (station, base, ca, _cs):
-        client = await logged_in(base, ca)
         authorizer = station.station.ocpp.authorizer
-        try:
+        async with logged_in(base, ca, page="/users/list") as client:
             decision = await authorizer.authorize("aec78085", online=False, ask_backend=None)
             assert not decision.accepted
             status, text = await upload(client, "/users/list/import", {"mode": "update"},
@@ -175,5 +155,3 @@ async def test_an_imported_card_authorizes_at_the_station(tmp_path: Path):
             assert decision.accepted and decision.source == "whitelist"
             decision = await authorizer.authorize("4b13b318", online=False, ask_backend=None)
             assert not decision.accepted and decision.source == "whitelist"
-        finally:
-            await client.close()

@@ -34,6 +34,12 @@ class WebClient:
     async def close(self) -> None:
         await self.http.close()
 
+    async def __aenter__(self) -> WebClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     async def get(self, path: str, **kwargs) -> tuple[int, str]:
         async with self.http.get(self.base + path, allow_redirects=kwargs.pop("allow_redirects", True),
                                  **kwargs) as response:
@@ -84,3 +90,17 @@ async def webui_station(tmp_path: Path, connectors: int = 2):
 
 async def settle() -> None:
     await asyncio.sleep(0)
+
+
+@asynccontextmanager
+async def logged_in(base: str, ca: Path, *, expert: bool = False, page: str | None = None):
+    """A WebClient past the first login and its password change (Expert level when ``expert``;
+    ``page`` visited last, so its CSRF token is the client's), closed on leaving."""
+    async with WebClient(base, ca) as client:
+        await client.login_and_set_password()
+        if expert:
+            await client.get("/profile")
+            await client.post("/profile", {"level": "Expert", "language": "en"})
+        if page is not None:
+            await client.get(page)
+        yield client

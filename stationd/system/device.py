@@ -272,6 +272,10 @@ class DeviceSystem(SharedBehaviour):
         elif info.unlock_required in ("sim-puk", "sim-puk2"):
             log.error("the SIM is locked with its PUK; unlock it in a phone")
             return False
+        if not (await self._run("mmcli", "-m", info.path,
+                                f"--set-allowed-modes={settings.allowed_modes_argument()}")).ok:
+            log.error("the modem refused service mode %s", settings.service_mode)
+            return False
         hidden = [settings.password] if settings.password else []
         return (await self._run("mmcli", "-m", info.path,
                                 Secret(f"--simple-connect={settings.connect_argument()}", hidden),

@@ -33,6 +33,9 @@ WEAK_SIGNAL_CLEAR_DBM = -92
 SIGNAL_REFRESH_S = 30  # mmcli --signal-setup: how often the modem refreshes the extended values
 SIGNAL_TECHNOLOGIES = ("lte", "umts", "gsm", "cdma1x", "evdo")  # with an "rssi" value, best first
 AUTH_METHODS = ("none", "pap", "chap", "mschapv2")  # ModemManager allowed-auth names
+# The vendor guide's "Service Mode": which radio access the modem may use, as the value of
+# ``mmcli --set-allowed-modes`` (ModemManager's SetAllowedModes; "any" lets the modem choose).
+SERVICE_MODES = {"automatic": "any", "4g": "4g", "3g": "3g", "2g": "2g"}
 _APN = re.compile(r"[A-Za-z0-9._-]{0,100}\Z")
 _PIN = re.compile(r"[0-9]{4,8}\Z")
 _FORBIDDEN_IN_CREDENTIALS = set(",'\"")  # mmcli's key=value,key=value list
@@ -180,7 +183,7 @@ def rssi_from_quality(percent: int | None) -> SignalReading:
 
 @dataclass(frozen=True)
 class MobileSettings:
-    """WebUI Network > Mobile: APN, SIM PIN, authentication method, username, password.
+    """WebUI Network > Mobile: service mode, APN, SIM PIN, authentication method, username, password.
 
     ``pin``/``password`` None means "not given" (:meth:`with_secrets_from` keeps the stored
     one); "" clears it.
@@ -191,9 +194,12 @@ class MobileSettings:
     auth: str = "none"
     username: str = ""
     password: str | None = field(default=None, repr=False)
+    service_mode: str = "automatic"
 
     def __post_init__(self) -> None:
         problems = []
+        if self.service_mode not in SERVICE_MODES:
+            problems.append(f"service_mode: must be one of {', '.join(SERVICE_MODES)}")
         if not isinstance(self.apn, str) or not _APN.match(self.apn):
             problems.append("apn: up to 100 letters, digits, '.', '_' or '-'")
         if self.pin not in (None, "") and not (isinstance(self.pin, str) and _PIN.match(self.pin)):
@@ -216,7 +222,7 @@ class MobileSettings:
     def from_dict(cls, data: Mapping[str, Any]) -> MobileSettings:
         if not isinstance(data, Mapping):
             raise MobileSettingsError(["the mobile settings must be a JSON object"])
-        known = ("apn", "pin", "auth", "username", "password")
+        known = ("apn", "pin", "auth", "username", "password", "service_mode")
         unknown = [f"{key}: unknown field" for key in data if key not in known]
         if unknown:
             raise MobileSettingsError(unknown)
@@ -229,13 +235,13 @@ class MobileSettings:
 
     def public(self) -> dict[str, Any]:
         """For the WebUI: secrets shown as ``****`` when set, "" when not."""
-        return {"apn": self.apn, "pin": MASK if self.pin else "", "auth": self.auth,
-                "username": self.username, "password": MASK if self.password else ""}
+        return {"service_mode": self.service_mode, "apn": self.apn, "pin": MASK if self.pin else "",
+                "auth": self.auth, "username": self.username, "password": MASK if self.password else ""}
 
     def describe(self) -> str:
         """One line for logs and the dry run's record (secrets masked)."""
         public = self.public()
-        return " ".join(f"{key}={public[key]}" for key in ("apn", "auth", "username", "password", "pin"))
+        return " ".join(f"{key}={public[key]}" for key in ("service_mode", "apn", "auth", "username", "password", "pin"))
 
     def connect_argument(self) -> str:
         """The value of ``mmcli --simple-connect=`` (contains the password)."""
@@ -250,5 +256,9 @@ class MobileSettings:
 
     def stored(self) -> dict[str, Any]:
         """Everything, secrets included: for the daemon's own 0600 file only."""
-        return {"apn": self.apn, "pin": self.pin or "", "auth": self.auth, "username": self.username,
-                "password": self.password or ""}
+        return {"service_mode": self.service_mode, "apn": self.apn, "pin": self.pin or "", "auth": self.auth,
+                "username": self.username, "password": self.password or ""}
+
+    def allowed_modes_argument(self) -> str:
+        """The value of ``mmcli --set-allowed-modes=``."""
+        return SERVICE_MODES[self.service_mode]

@@ -7,7 +7,8 @@ unless all is well) and applied at once by ``system.set_wan_config``; the interf
 (NetworkStatus) below.
 
 Mobile: the modem and its SIM read-only (manufacturer, model, IMEI, operator, signal, ICCID,
-IMSI), and the SIM settings: a provider preset or (custom), APN, PIN, authentication method,
+IMSI), and the SIM settings: a provider preset or (custom), service mode (which radio access
+the modem may use), APN, PIN, authentication method,
 username, password (``system.set_mobile_settings``). PIN and password are write-only: an
 empty field keeps the stored one. Without a modem the page says so.
 """
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from ...system.modem import AUTH_METHODS, MobileSettings, MobileSettingsError
+from ...system.modem import AUTH_METHODS, SERVICE_MODES, MobileSettings, MobileSettingsError
 from ...system.network import NetworkConfigError, WanConfig
 from ..guard import SESSION_KEY, UI_KEY
 from ..i18n import translator
@@ -38,6 +39,7 @@ PROVIDERS = {
     "O2 (DE)": {"apn": "internet", "auth": "none", "username": ""},
 }
 SECRET_FIELDS = ("pin", "password")
+SERVICE_MODE_LABELS = {"automatic": "Automatic", "4g": "4G only", "3g": "3G only", "2g": "2G only"}
 
 
 # ---- Interfaces -------------------------------------------------------------------------------
@@ -141,10 +143,11 @@ async def _mobile(request: web.Request, values: dict[str, str] | None = None, er
     signal = await system.modem_signal() if modem is not None else None
     stored = system.mobile_settings()
     if values is None:
-        values = {"provider": _provider_of(stored), "apn": stored.apn, "auth": stored.auth,
+        values = {"provider": _provider_of(stored), "service_mode": stored.service_mode, "apn": stored.apn, "auth": stored.auth,
                   "username": stored.username}
     return render(request, "network_mobile.html", http_status=http_status, modem=modem, signal=signal,
                   values=values, errors=errors or {}, providers=[CUSTOM, *PROVIDERS], auth_methods=AUTH_METHODS,
+                  service_modes=[(mode, SERVICE_MODE_LABELS[mode]) for mode in SERVICE_MODES],
                   pin_set=bool(stored.pin), password_set=bool(stored.password))
 
 
@@ -160,7 +163,7 @@ async def mobile_save(request: web.Request) -> web.Response:
     if await system.modem_info() is None:
         raise web.HTTPConflict(text="this station has no mobile modem")
     form = await request.post()
-    values = {name: str(form.get(name, ""))[:200] for name in ("provider", "apn", "auth", "username")}
+    values = {name: str(form.get(name, ""))[:200] for name in ("provider", "service_mode", "apn", "auth", "username")}
     errors: dict[str, str] = {}
     if values["provider"] != CUSTOM:
         preset = PROVIDERS.get(values["provider"])
@@ -174,7 +177,8 @@ async def mobile_save(request: web.Request) -> web.Response:
     applied = False
     if not errors:
         try:  # the edge checks again with the stored secrets merged in
-            settings = MobileSettings(apn=values["apn"], auth=values["auth"], username=values["username"], **secrets)
+            settings = MobileSettings(apn=values["apn"], auth=values["auth"], username=values["username"],
+                                      service_mode=values["service_mode"], **secrets)
             applied = await system.set_mobile_settings(settings)
         except MobileSettingsError as problem:
             errors = {p.partition(": ")[0]: p.partition(": ")[2] for p in problem.problems}

@@ -31,7 +31,8 @@ function uploadWithProgress(form) {
 }
 
 function flashProgress(root) {
-  let wasBusy = false;
+  // Busy when the page was made: a flash that ends before the first live update still reloads.
+  let wasBusy = root.dataset.busy === "true";
   document.addEventListener("stationd:live", (event) => {
     if (event.detail.url !== root.dataset.live) return;
     const data = event.detail.data;

@@ -42,6 +42,11 @@ GERMAN = {
     "SIM ICCID": "SIM-ICCID",
     "SIM IMSI": "SIM-IMSI",
     "SIM Data": "SIM-Daten",
+    "Service Mode": "Servicemodus",
+    "Automatic": "Automatisch",
+    "4G only": "nur 4G",
+    "3G only": "nur 3G",
+    "2G only": "nur 2G",
     "Applied to the modem at once.": "Wird sofort auf das Modem angewendet.",
     "Provider": "Anbieter",
     "A provider fills in APN and authentication method; choose (custom) to set them yourself.":
