@@ -23,7 +23,11 @@
   connection. ``sendlocallist_request_100k_s`` (informational) is the same through
   ``apply_request`` from the request's JSON payload (IdTagInfo parsing included).
 
-The bulk figures are the median of 3 runs (quick: 1), each on a new database.
+The bulk figures are the median of 3 runs (quick, smoke: 1), each on a new database. Sizes: 100,000
+entries and 100,000 decisions (quick: 20,000 decisions; smoke: 1,000 entries, 1,000 decisions,
+not meaningful). :func:`decision_samples` and :func:`csv_round_trips` measure at any size:
+:mod:`bench.scaling` uses them from 1,000 to 1,000,000 entries (above the station's capacity of
+100,000: the list and the whitelist are then opened with a larger one).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -43,23 +48,19 @@ from stationd.auth.cache import AuthCache
 from stationd.auth.csv_io import export_csv, import_csv
 from stationd.auth.id_tag_info import IdTagInfo
 from stationd.auth.local_list import LocalList
-from stationd.auth.whitelist import Entry, Whitelist
+from stationd.auth.whitelist import MAX_ENTRIES, Entry, Whitelist
 from stationd.config.store import ConfigStore
 from stationd.config.value_types import Source
 from stationd.storage import Database
 
 from .common import percentile
 from .figures import Figure
+from .mode import Mode
 
-__all__ = ["run"]
+__all__ = ["CsvTimes", "all_samples", "cache_size", "csv_round_trips", "decision_samples", "run"]
 
-DECISIONS, QUICK_DECISIONS = 100_000, 20_000
-WARM_UP = 2_000
-LIST_SIZE = 100_000
-CACHE_SIZE = 10_000
-WHITELIST_SIZE = 100_000
-ROWS = 100_000  # CSV and SendLocalList
-REPEATS, QUICK_REPEATS = 3, 1
+CACHE_SIZE = 10_000  # the AuthCache's capacity; smaller lists get a cache of a tenth of their size
+UNKNOWN_CARDS = 20_000
 SEED = 1851
 UTC = timezone.utc
 
@@ -74,12 +75,14 @@ EXPECTED = {  # kind -> (accepted, source), with the default keys (AllowOfflineT
 }
 
 
-def run(quick: bool) -> list[Figure]:
-    decisions = QUICK_DECISIONS if quick else DECISIONS
-    repeats = QUICK_REPEATS if quick else REPEATS
-    figures = _decisions(decisions)
-    figures += _csv(repeats)
-    figures += _send_local_list(repeats)
+def run(mode: Mode) -> list[Figure]:
+    size = mode.pick(full=100_000, quick=100_000, smoke=1_000)  # list, whitelist, CSV rows, SendLocalList
+    decisions = mode.pick(full=100_000, quick=20_000, smoke=1_000)
+    warm_up = mode.pick(full=2_000, quick=2_000, smoke=100)  # per phase
+    repeats = mode.pick(full=3, quick=1, smoke=1)
+    figures = _decision_figures(size, decisions, warm_up)
+    figures += _csv_figures(size, repeats)
+    figures += _send_local_list(size, repeats)
     return figures
 
 
@@ -103,15 +106,22 @@ class _Clock:
         return datetime.now(UTC)
 
 
-def _decisions(count: int) -> list[Figure]:
+def cache_size(size: int) -> int:
+    return min(CACHE_SIZE, size // 10)
+
+
+def decision_samples(size: int, count: int, warm_up: int) -> dict[str, list[int]]:
+    """ns of each of ``count`` offline decisions by kind (see EXPECTED) over a local list and a
+    whitelist of ``size`` entries each and :func:`cache_size` cache entries, after ``warm_up``
+    decisions per phase."""
     rng = random.Random(SEED)
     now = datetime.now(UTC)
     future, past = now + timedelta(days=365), now - timedelta(days=30)
     taken: set[str] = set()
-    list_ids = _uids(rng, LIST_SIZE, taken)
-    cache_ids = _uids(rng, CACHE_SIZE, taken)
-    whitelist_ids = _uids(rng, WHITELIST_SIZE, taken)
-    unknown_ids = _uids(rng, 20_000, taken)
+    list_ids = _uids(rng, size, taken)
+    cache_ids = _uids(rng, cache_size(size), taken)
+    whitelist_ids = _uids(rng, size, taken)
+    unknown_ids = _uids(rng, UNKNOWN_CARDS, taken)
     # The local list: 90 % accepted (a third of them with an expiry date, a fifth with a parent),
     # 5 % blocked, 5 % accepted but expired. Which idTags have which state is remembered.
     kinds_of_list: dict[str, list[str]] = {"list accepted": [], "list blocked": [], "list expired": []}
@@ -141,16 +151,17 @@ def _decisions(count: int) -> list[Figure]:
         db = Database.open(data_dir, durable=False)  # setup speed only: a decision never touches the database
         try:
             clock = _Clock()
-            local_list = LocalList(db)
+            capacity = max(size, MAX_ENTRIES)  # above the station's: only to see how a lookup scales
+            local_list = LocalList(db, capacity=capacity)
             if local_list.apply("Full", 1, entries) != "Accepted":
                 raise RuntimeError(f"the local list was not accepted: {local_list.last_failure}")
             cache = AuthCache(db, clock=clock)
-            for uid in cache_ids:  # 10,000 backend answers (about 1 s on the non-durable connection)
+            for uid in cache_ids:  # up to 10,000 backend answers (about 1 s on the non-durable connection)
                 cache.update(uid, IdTagInfo("Accepted", future))
-            whitelist = Whitelist(db, clock=clock)
+            whitelist = Whitelist(db, clock=clock, capacity=capacity)
             whitelist.replace_all(wl_entries)
             authorizer = Authorizer(store, local_list, cache, whitelist, clock)
-            if cache.count() != CACHE_SIZE or local_list.count() != LIST_SIZE or whitelist.count() != WHITELIST_SIZE:
+            if (cache.count(), local_list.count(), whitelist.count()) != (len(cache_ids), size, size):
                 raise RuntimeError("the sources were not filled as planned")
 
             samples: dict[str, list[int]] = {kind: [] for kind in EXPECTED}
@@ -159,17 +170,25 @@ def _decisions(count: int) -> list[Figure]:
                 if not store.set("WhitelistSource", whitelist_source, Source.LOCAL).ok:
                     raise RuntimeError(f"WhitelistSource {whitelist_source} refused")
                 plan = _plan(rng, mix, pools, n)
-                warm = _plan(rng, mix, pools, WARM_UP)
+                warm = _plan(rng, mix, pools, warm_up)
                 asyncio.run(_time_decisions(authorizer, warm, None))
                 asyncio.run(_time_decisions(authorizer, plan, samples))
         finally:
             db.close()
+    return samples
 
-    every = [ns for values in samples.values() for ns in values]
+
+def all_samples(samples: dict[str, list[int]]) -> list[int]:
+    return [ns for values in samples.values() for ns in values]
+
+
+def _decision_figures(size: int, count: int, warm_up: int) -> list[Figure]:
+    samples = decision_samples(size, count, warm_up)
+    every = all_samples(samples)
     per_kind = "; ".join(f"{kind} {len(v):,}: p50 {percentile(v, 50) / 1e3:.1f}, p99 {percentile(v, 99) / 1e3:.1f}"
                          for kind, v in samples.items() if v)
-    note = (f"{len(every):,} offline decisions (after {2 * WARM_UP:,} warm-up), list {LIST_SIZE:,}, cache "
-            f"{CACHE_SIZE:,}, whitelist {WHITELIST_SIZE:,}; {OCPP_SHARE:.0%} WhitelistSource OCPP, the rest Local; "
+    note = (f"{len(every):,} offline decisions (after {2 * warm_up:,} warm-up), list {size:,}, cache "
+            f"{cache_size(size):,}, whitelist {size:,}; {OCPP_SHARE:.0%} WhitelistSource OCPP, the rest Local; "
             f"max {max(every) / 1e3:.0f} µs; per kind (µs): {per_kind}")
     return [
         Figure("auth_decision_p50_us", round(percentile(every, 50) / 1e3, 2), "µs", None, note),
@@ -223,39 +242,57 @@ def _timed(action: Callable[..., object], *args: object) -> tuple[float, object]
     return time.perf_counter() - start, result
 
 
-def _csv(repeats: int) -> list[Figure]:
-    data = _csv_file(ROWS)
-    imports, exports = [], []
+@dataclass
+class CsvTimes:
+    rows: int
+    megabytes: float
+    imports: list[float] = field(default_factory=list)  # s, one per run
+    exports: list[float] = field(default_factory=list)
+
+    def how(self) -> str:
+        return (f"median of {len(self.imports)} (each {self.rows:,} rows, {self.megabytes:.1f} MB, "
+                f"fresh durable database)")
+
+
+def csv_round_trips(rows: int, repeats: int) -> CsvTimes:
+    """``repeats`` times: import a ``rows``-row file into an empty whitelist of a fresh durable
+    database, then export it (byte-identical, checked)."""
+    data = _csv_file(rows)
+    times = CsvTimes(rows, len(data) / 1e6)
     for _ in range(repeats):
         with tempfile.TemporaryDirectory(prefix="bench-csv-") as directory:
             db = Database.open(directory)  # durable, as the daemon and the CLI open it
             try:
-                whitelist = Whitelist(db)
+                whitelist = Whitelist(db, capacity=max(rows, MAX_ENTRIES))
                 seconds, result = _timed(import_csv, whitelist, data, True)
-                if not result.ok or result.summary is None or result.summary.added != ROWS:  # type: ignore[union-attr]
+                if not result.ok or result.summary is None or result.summary.added != rows:  # type: ignore[union-attr]
                     raise RuntimeError(f"import failed: {result}")
-                imports.append(seconds)
+                times.imports.append(seconds)
                 seconds, exported = _timed(export_csv, whitelist)
                 if exported != data:
                     raise RuntimeError("the export differs from the imported file")
-                exports.append(seconds)
+                times.exports.append(seconds)
             finally:
                 db.close()
-    how = f"median of {repeats} (each {ROWS:,} rows, {len(data) / 1e6:.1f} MB, fresh durable database)"
+    return times
+
+
+def _csv_figures(rows: int, repeats: int) -> list[Figure]:
+    times = csv_round_trips(rows, repeats)
     return [
-        Figure("csv_import_100k_s", round(statistics.median(imports), 3), "s", "< 2",
-               f"import_csv Replace into an empty whitelist, {how}; runs: {_runs(imports)}"),
-        Figure("csv_export_100k_s", round(statistics.median(exports), 3), "s", "< 1",
-               f"export_csv, byte-identical to the import, {how}; runs: {_runs(exports)}"),
+        Figure("csv_import_100k_s", round(statistics.median(times.imports), 3), "s", "< 2",
+               f"import_csv Replace into an empty whitelist, {times.how()}; runs: {_runs(times.imports)}"),
+        Figure("csv_export_100k_s", round(statistics.median(times.exports), 3), "s", "< 1",
+               f"export_csv, byte-identical to the import, {times.how()}; runs: {_runs(times.exports)}"),
     ]
 
 
 # --------------------------------------------------------------------------- SendLocalList
-def _send_local_list(repeats: int) -> list[Figure]:
+def _send_local_list(rows: int, repeats: int) -> list[Figure]:
     rng = random.Random(SEED + 2)
     expiry = datetime(2031, 1, 1, tzinfo=UTC)
     entries = []
-    for index, uid in enumerate(_uids(rng, ROWS, set())):
+    for index, uid in enumerate(_uids(rng, rows, set())):
         status = "Blocked" if index % 20 == 0 else "Accepted"
         entries.append((uid, IdTagInfo(status, expiry if index % 3 == 0 else None,
                                        f"fleet-{index % 50}" if index % 5 == 0 else None)))
@@ -278,11 +315,11 @@ def _send_local_list(repeats: int) -> list[Figure]:
                 check = Database.open(directory)  # what another connection (or a restart) sees
                 try:
                     stored = LocalList(check)
-                    if (stored.version, stored.count()) != (1, ROWS):
+                    if (stored.version, stored.count()) != (1, rows):
                         raise RuntimeError(f"stored list: version {stored.version}, {stored.count()} entries")
                 finally:
                     check.close()
-    how = f"median of {repeats}, {ROWS:,} entries, fresh durable database"
+    how = f"median of {repeats}, {rows:,} entries, fresh durable database"
     return [
         Figure("sendlocallist_full_100k_s", round(statistics.median(applied), 3), "s", "< 3",
                f"LocalList.apply('Full', 1, entries), {how}; runs: {_runs(applied)}"),

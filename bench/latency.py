@@ -41,13 +41,12 @@ from stationd.sdnotify import SystemdNotifier
 
 from .common import LOOPBACK, LogCapture, free_port, percentile, summarize_problems
 from .figures import Figure
+from .mode import Mode
 
 __all__ = ["run"]
 
 log = logging.getLogger("bench.latency")
 
-CYCLES, QUICK_CYCLES = 50, 20  # plug/unplug cycles (two samples each)
-CHANGES, QUICK_CHANGES = 30, 12  # limit changes 15 A → 10 A → 15 A …
 LIMITS_A = (10.0, 15.0)
 MEASURED = 1  # connector id
 CONNECTORS = 2
@@ -55,8 +54,9 @@ WAIT_S = 3.0  # one change that has not arrived after this is a failure, not a s
 TIME_LIMIT_S = 120.0
 
 
-def run(quick: bool) -> list[Figure]:
-    cycles, changes = (QUICK_CYCLES, QUICK_CHANGES) if quick else (CYCLES, CHANGES)
+def run(mode: Mode) -> list[Figure]:
+    cycles = mode.pick(full=50, quick=20, smoke=2)  # plug/unplug cycles (two samples each)
+    changes = mode.pick(full=30, quick=12, smoke=2)  # limit changes 10 A → 15 A → 10 A …
     with LogCapture("stationd") as capture:  # one summary instead of a line per warning
         try:
             return asyncio.run(_measure(cycles, changes))

@@ -20,16 +20,17 @@ from stationd.hw.meters import METER_MAPS, MeterError, MeterReader, connect_clie
 
 from .common import LOOPBACK
 from .figures import Figure
+from .mode import Mode
 
 __all__ = ["run"]
 
 GOAL = "<= 1"
-SAMPLES, QUICK_SAMPLES = 100, 20
 TIME_LIMIT_S = 60.0  # the whole benchmark, whatever happens
 
 
-def run(quick: bool) -> list[Figure]:
-    return asyncio.run(asyncio.wait_for(_measure(QUICK_SAMPLES if quick else SAMPLES), TIME_LIMIT_S))
+def run(mode: Mode) -> list[Figure]:
+    samples = mode.pick(full=100, quick=20, smoke=3)
+    return asyncio.run(asyncio.wait_for(_measure(samples), TIME_LIMIT_S))
 
 
 async def _measure(samples: int) -> list[Figure]:

@@ -69,6 +69,7 @@ from stationd.storage import Database
 
 from .common import LogCapture, percentile, summarize_problems
 from .figures import Figure
+from .mode import Mode
 
 # The demo subprocess, the control API and the waits, as bench.ocpp runs them for its tap figure.
 from .ocpp import START_TIMEOUT_S, _await, _await_status, _post, _problems, _since, _start_demo, _stop, _tail
@@ -81,23 +82,19 @@ PERIOD_S = 60
 HORIZON_S = 86_400  # the requested duration: 24 h
 PURPOSES = ("ChargePointMaxProfile", "TxDefaultProfile", "TxProfile")
 W_PER_A = 690  # 3 phases × 230 V
-PURE_RUNS, QUICK_PURE_RUNS = 200, 30
-PURE_WARMUP, QUICK_PURE_WARMUP = 5, 2
-OCPP_RUNS, QUICK_OCPP_RUNS = 50, 10
-OCPP_WARMUP, QUICK_OCPP_WARMUP = 5, 2
-LOAD_RUNS, QUICK_LOAD_RUNS = 10, 3
 CALL_TIMEOUT_S = 30.0
 T0 = datetime(2024, 5, 1, tzinfo=UTC)  # the pure call's window start
 
 
-def run(quick: bool) -> list[Figure]:
-    pure_runs, pure_warmup = (QUICK_PURE_RUNS, QUICK_PURE_WARMUP) if quick else (PURE_RUNS, PURE_WARMUP)
-    ocpp_runs, ocpp_warmup = (QUICK_OCPP_RUNS, QUICK_OCPP_WARMUP) if quick else (OCPP_RUNS, OCPP_WARMUP)
+def run(mode: Mode) -> list[Figure]:
+    pure_runs, pure_warmup = mode.pick(full=(200, 5), quick=(30, 2), smoke=(3, 1))
+    ocpp_runs, ocpp_warmup = mode.pick(full=(50, 5), quick=(10, 2), smoke=(2, 1))
+    load_runs = mode.pick(full=10, quick=3, smoke=1)  # ProfileStore loads and answer validations
     pure, pure_periods = _pure(pure_runs, pure_warmup)
-    load = _store_load(QUICK_LOAD_RUNS if quick else LOAD_RUNS)
+    load = _store_load(load_runs)
     with LogCapture("firmware_sim") as cs_log:
         ocpp, ocpp_periods, answer = asyncio.run(_ocpp(ocpp_runs, ocpp_warmup))
-    validation = _answer_validation(answer, QUICK_LOAD_RUNS if quick else LOAD_RUNS)
+    validation = _answer_validation(answer, load_runs)
     note = summarize_problems(cs_log.lines, "the central system (in-process)")
     if note:
         print(note, file=sys.stderr)

@@ -28,9 +28,13 @@ How it is built
   in :attr:`Handshake.client_certificate` (any profile). A second connection for an
   id that is already connected replaces the first one (the old socket is closed), as real
   backends do. ``refuse_status`` (e.g. 503) makes every handshake fail, for backoff tests.
-* Peer object: one ``ocpp.v16.ChargePoint`` subclass per connection, used server-side. Its
-  ``@on`` handlers are the *default* answers (accept everything); routing, snake_case/camelCase
-  conversion and dataclass serialisation are the package's (``_handle_call``).
+* Default answers: :data:`DEFAULT_ANSWERS`, one plain function per action a central system
+  handles (accept everything), returning the wire payload; an action without one gets
+  ``NotSupported`` (a 1.6 action) or ``NotImplemented`` (unknown). They used to be ``@on``
+  handlers of an ``ocpp.v16.ChargePoint`` used server-side, but the package's routing
+  (camelCase → snake_case of the whole payload, ``inspect.signature``, dataclass serialisation,
+  a deep copy) cost ~100 us per MeterValues and nothing else of it was used; the answers are
+  the same payloads. ``respond()`` overrides them.
 * Own receive loop instead of the package's ``start()``: every frame is recorded raw first, then
   parsed with ``json.loads`` (floats, never ``Decimal``). CALLRESULT/CALLERROR frames resolve
   our pending :meth:`CentralSystem.call` at once; incoming CALLs go to a per-connection worker
@@ -45,7 +49,9 @@ How it is built
 * Schema validation uses the package's 1.6 JSON schemas (``ocpp.messages.get_validator``) —
   synchronously, so the process-wide ``ASYNC_VALIDATION`` switch and its thread pool are never
   touched, with ``Decimal`` parsing for exactly the three schemas the package parses that way
-  (its validator cache does not key on the float parser, so we must agree with it). Error codes
+  (its validator cache does not key on the float parser, so we must agree with it). A fast
+  path (the same schemas compiled by ``fastjsonschema``) accepts valid payloads first; what it
+  rejects goes to that validator, which names the error (see ``_fast_validator``). Error codes
   are the OCPP 1.6 wire names (``FormationViolation``, ``OccurenceConstraintViolation``), not the
   package's 2.0.1 names, and the package's swapped ``NotImplemented``/``NotSupported`` for
   routing failures are swapped back: unknown action → ``NotImplemented``, known action that a
@@ -88,20 +94,13 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
+import fastjsonschema
 from cryptography import x509
 from jsonschema.exceptions import best_match
 from ocpp import exceptions as ocpp_exceptions
-from ocpp.messages import Call as _OcppCall
 from ocpp.messages import get_validator
-from ocpp.routing import on
-from ocpp.v16 import ChargePoint as _V16ChargePoint
-from ocpp.v16 import call_result, datatypes
 from ocpp.v16.enums import (
     Action,
-    AuthorizationStatus,
-    DataTransferStatus,
-    GenericStatus,
-    RegistrationStatus,
 )
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -113,6 +112,7 @@ __all__ = [
     "CALLERROR",
     "CALLRESULT",
     "DEFAULT",
+    "DEFAULT_ANSWERS",
     "NO_REPLY",
     "SUBPROTOCOL",
     "CallError",
@@ -129,8 +129,6 @@ __all__ = [
 ]
 
 LOG = logging.getLogger("firmware_sim.central_system")
-# The package's own logger for the peer objects (handler exceptions end up here).
-_PEER_LOG = logging.getLogger("firmware_sim.central_system.peer")
 
 SUBPROTOCOL = "ocpp1.6"
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
@@ -330,10 +328,24 @@ def validate_ocpp16(message_type_id: int, action: str, payload: Any) -> tuple[st
     required field is an ``OccurenceConstraintViolation``, an extra field a
     ``FormationViolation``, a wrong type or too long string a ``TypeConstraintViolation``, a
     value out of its enum or range a ``PropertyConstraintViolation``."""
+    return _validate(message_type_id, action, payload, from_json=False)
+
+
+def _validate(message_type_id: int, action: str, payload: Any, *, from_json: bool) -> tuple[str, str] | None:
+    """:func:`validate_ocpp16`; ``from_json``: ``payload`` was parsed from JSON text (lists, no
+    tuples), so a payload the fast path accepts needs no further look."""
     if action not in _V16_ACTIONS or message_type_id not in (CALL, CALLRESULT):
         return None  # never build a schema path from an unknown action name
     if not isinstance(payload, dict):
         return "FormationViolation", f"payload of {action} is not a JSON object"
+    fast = _fast_validator(message_type_id, action)
+    if fast is not None and (from_json or not _has_tuple(payload)):
+        try:
+            fast(payload)
+        except Exception:  # noqa: BLE001 - rejected (or it could not tell): the reference decides
+            pass
+        else:
+            return None
     as_decimal = (message_type_id, action) in _DECIMAL_SCHEMAS
     try:
         validator = get_validator(
@@ -350,16 +362,91 @@ def validate_ocpp16(message_type_id: int, action: str, payload: Any) -> tuple[st
     return code, f"{action} {where}: {error.message}"
 
 
-def _routing_error_code(error: ocpp_exceptions.OCPPError) -> str:
-    """The OCPP 1.6 code for an error raised by the package's routing (``_handle_call``)."""
-    if isinstance(error, ocpp_exceptions.NotSupportedError):
-        return "NotImplemented"  # the package's name for "action not known" ([J16] table 7)
-    if isinstance(error, ocpp_exceptions.NotImplementedError):
-        return "NotSupported"  # the package's name for "known, but no handler"
-    return {
-        "FormatViolation": "FormationViolation",
-        "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
-    }.get(error.code, error.code)
+# The fast path of the schema check. The reference is the package's jsonschema Draft4Validator
+# (``get_validator``: Draft 4 rules for every 1.6 schema, ``format`` not checked). The same
+# schema compiled by fastjsonschema (Draft 4 rules, every ``format`` accepted) decides alike
+# for the keywords below on every JSON-parsed payload, so a payload it accepts is valid at once
+# (a MeterValues: ~10 us instead of ~110 us); one it rejects goes to the reference, which names
+# the error. Schemas with any other keyword — ``multipleOf`` (the three schemas checked with
+# ``Decimal``) above all — have no fast path. fastjsonschema takes a tuple for an array,
+# jsonschema does not: a payload that did not come from JSON is checked for tuples first.
+# tests/test_central_system_fast_path.py checks the agreement on generated and mutated payloads.
+_FAST_KEYWORDS = frozenset({
+    "$schema", "$id", "id", "title", "description", "javaType", "definitions", "$ref",  # no effect here
+    "type", "properties", "additionalProperties", "required", "items", "additionalItems",
+    "minItems", "maxLength", "enum", "format",
+})
+_FAST_TYPES = frozenset({"object", "array", "string", "integer", "number", "boolean"})
+_DRAFT4 = "http://json-schema.org/draft-04/schema#"
+_fast_validators: dict[tuple[int, str], Callable[[Any], Any] | None] = {}
+
+
+def _fast_validator(message_type_id: int, action: str) -> Callable[[Any], Any] | None:
+    key = (message_type_id, action)
+    try:
+        return _fast_validators[key]
+    except KeyError:
+        pass
+    fast = None
+    if key not in _DECIMAL_SCHEMAS:
+        try:
+            schema = get_validator(message_type_id, action, "1.6").schema
+            formats: set[str] = set()
+            if isinstance(schema, dict) and _fast_compatible(schema, formats):
+                fast = fastjsonschema.compile(
+                    {**schema, "$schema": _DRAFT4},
+                    handlers={scheme: _refuse_remote for scheme in ("http", "https", "file", "ftp", "urn")},
+                    formats={name: _any_value for name in formats}, use_default=False, detailed_exceptions=False)
+        except Exception:  # noqa: BLE001 - no schema, or one it cannot compile: the reference alone
+            fast = None
+    _fast_validators[key] = fast
+    return fast
+
+
+def _fast_compatible(node: Any, formats: set[str], depth: int = 0) -> bool:
+    """Whether fastjsonschema treats ``node`` like the reference; collects the format names."""
+    if depth > 32 or not isinstance(node, dict):
+        return False
+    for name, value in node.items():
+        if name not in _FAST_KEYWORDS:
+            return False
+        if name == "type" and not (isinstance(value, str) and value in _FAST_TYPES):
+            return False  # one type, not a list of them
+        if name == "enum" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            return False
+        if name in ("additionalProperties", "additionalItems") and not isinstance(value, bool):
+            return False
+        if name == "$ref" and not (isinstance(value, str) and value.startswith("#/definitions/")):
+            return False
+        if name == "format":
+            if not isinstance(value, str):
+                return False
+            formats.add(value)
+        if name in ("properties", "definitions") and not isinstance(value, dict):
+            return False
+    children = [*node.get("properties", {}).values(), *node.get("definitions", {}).values()]
+    if "items" in node:
+        children.append(node["items"])  # a list of item schemas is refused (not a dict)
+    return all(_fast_compatible(child, formats, depth + 1) for child in children)
+
+
+def _refuse_remote(uri: str) -> Any:
+    raise ValueError(f"no remote $ref: {uri}")
+
+
+def _any_value(_value: Any) -> bool:
+    return True  # the reference checks no format
+
+
+def _has_tuple(value: Any, depth: int = 0) -> bool:
+    """True when a tuple is somewhere in ``value`` (or it is nested too deeply to tell)."""
+    if isinstance(value, tuple) or depth > 64:
+        return True
+    if isinstance(value, dict):
+        return any(_has_tuple(item, depth + 1) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_tuple(item, depth + 1) for item in value)
+    return False
 
 
 @dataclass
@@ -455,95 +542,44 @@ def _chargebox_id_of(path: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# The package's ChargePoint as the server-side peer: default answers
+# Default answers
 # --------------------------------------------------------------------------------------------
 
+_ACCEPTED_ID_TAG = {"status": "Accepted"}
 
-class _Peer(_V16ChargePoint):
-    """Server-side ``ocpp.v16.ChargePoint`` for one connection.
 
-    Its ``@on`` handlers are the default answers. Schema validation is done before routing by
-    :class:`_Connection` (hence ``skip_schema_validation=True``), and every frame the package
-    produces leaves through ``_send`` → the connection's recorder."""
+def _stop_transaction_answer(cs: CentralSystem, payload: dict[str, Any]) -> dict[str, Any]:
+    # idTagInfo only when there is an idTag to judge ([S16] StopTransaction.conf).
+    return {} if payload.get("idTag") is None else {"idTagInfo": dict(_ACCEPTED_ID_TAG)}
 
-    def __init__(self, connection: _Connection) -> None:
-        super().__init__(connection.chargebox_id, connection, logger=_PEER_LOG)
-        self._link = connection
-        self.reply_delay = 0.0
 
-    async def _send(self, message: str) -> None:
-        await self._link.deliver(message, self.reply_delay)
-
-    @property
-    def _cs(self) -> CentralSystem:
-        return self._link.cs
-
-    @on(Action.boot_notification, skip_schema_validation=True)
-    def on_boot_notification(self, **_: Any) -> call_result.BootNotification:
-        return call_result.BootNotification(
-            current_time=self._cs.now_iso(),
-            interval=self._cs.heartbeat_interval,
-            status=RegistrationStatus.accepted,
-        )
-
-    @on(Action.heartbeat, skip_schema_validation=True)
-    def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
-        return call_result.Heartbeat(current_time=self._cs.now_iso())
-
-    @on(Action.authorize, skip_schema_validation=True)
-    def on_authorize(self, **_: Any) -> call_result.Authorize:
-        return call_result.Authorize(id_tag_info=datatypes.IdTagInfo(status=AuthorizationStatus.accepted))
-
-    @on(Action.start_transaction, skip_schema_validation=True)
-    def on_start_transaction(self, **_: Any) -> call_result.StartTransaction:
-        return call_result.StartTransaction(
-            transaction_id=self._cs.next_transaction_id(),
-            id_tag_info=datatypes.IdTagInfo(status=AuthorizationStatus.accepted),
-        )
-
-    @on(Action.stop_transaction, skip_schema_validation=True)
-    def on_stop_transaction(self, id_tag: str | None = None, **_: Any) -> call_result.StopTransaction:
-        # idTagInfo only when there is an idTag to judge ([S16] StopTransaction.conf).
-        if id_tag is None:
-            return call_result.StopTransaction()
-        return call_result.StopTransaction(id_tag_info=datatypes.IdTagInfo(status=AuthorizationStatus.accepted))
-
-    @on(Action.status_notification, skip_schema_validation=True)
-    def on_status_notification(self, **_: Any) -> call_result.StatusNotification:
-        return call_result.StatusNotification()
-
-    @on(Action.meter_values, skip_schema_validation=True)
-    def on_meter_values(self, **_: Any) -> call_result.MeterValues:
-        return call_result.MeterValues()
-
-    @on(Action.diagnostics_status_notification, skip_schema_validation=True)
-    def on_diagnostics_status_notification(self, **_: Any) -> call_result.DiagnosticsStatusNotification:
-        return call_result.DiagnosticsStatusNotification()
-
-    @on(Action.firmware_status_notification, skip_schema_validation=True)
-    def on_firmware_status_notification(self, **_: Any) -> call_result.FirmwareStatusNotification:
-        return call_result.FirmwareStatusNotification()
-
-    @on(Action.data_transfer, skip_schema_validation=True)
-    def on_data_transfer(self, **_: Any) -> call_result.DataTransfer:
-        return call_result.DataTransfer(status=DataTransferStatus.accepted)
-
-    # Security whitepaper messages: the package ships their classes and schemas in v16.
-    @on(Action.security_event_notification, skip_schema_validation=True)
-    def on_security_event_notification(self, **_: Any) -> call_result.SecurityEventNotification:
-        return call_result.SecurityEventNotification()
-
-    @on(Action.signed_firmware_status_notification, skip_schema_validation=True)
-    def on_signed_firmware_status_notification(self, **_: Any) -> call_result.SignedFirmwareStatusNotification:
-        return call_result.SignedFirmwareStatusNotification()
-
-    @on(Action.log_status_notification, skip_schema_validation=True)
-    def on_log_status_notification(self, **_: Any) -> call_result.LogStatusNotification:
-        return call_result.LogStatusNotification()
-
-    @on(Action.sign_certificate, skip_schema_validation=True)
-    def on_sign_certificate(self, **_: Any) -> call_result.SignCertificate:
-        return call_result.SignCertificate(status=GenericStatus.accepted)
+#: The built-in answer to each CALL a central system handles (accept everything), as the wire
+#: payload; ``(central system, request payload) -> answer``. A handler must not keep or change
+#: the request payload (it is the recorded one). An action not listed gets a CALLERROR: a 1.6
+#: action ``NotSupported`` (a central system does not handle it), any other ``NotImplemented``.
+DEFAULT_ANSWERS: dict[str, Callable[[CentralSystem, dict[str, Any]], dict[str, Any]]] = {
+    "BootNotification": lambda cs, _: {"currentTime": cs.now_iso(), "interval": cs.heartbeat_interval,
+                                       "status": "Accepted"},
+    "Heartbeat": lambda cs, _: {"currentTime": cs.now_iso()},
+    "Authorize": lambda cs, _: {"idTagInfo": dict(_ACCEPTED_ID_TAG)},
+    "StartTransaction": lambda cs, _: {"transactionId": cs.next_transaction_id(),
+                                       "idTagInfo": dict(_ACCEPTED_ID_TAG)},
+    "StopTransaction": _stop_transaction_answer,
+    "StatusNotification": lambda cs, _: {},
+    "MeterValues": lambda cs, _: {},
+    "DiagnosticsStatusNotification": lambda cs, _: {},
+    "FirmwareStatusNotification": lambda cs, _: {},
+    "DataTransfer": lambda cs, _: {"status": "Accepted"},
+    # Security whitepaper messages
+    "SecurityEventNotification": lambda cs, _: {},
+    "SignedFirmwareStatusNotification": lambda cs, _: {},
+    "LogStatusNotification": lambda cs, _: {},
+    "SignCertificate": lambda cs, _: {"status": "Accepted"},
+}
+# The descriptions the ``ocpp`` package gives these two errors (its default answers used to
+# come through its routing; the wording stays).
+_NOT_SUPPORTED = "Request Action is recognized but not supported by the receiver"
+_NOT_IMPLEMENTED = "Requested Action is not known by receiver"
 
 
 # --------------------------------------------------------------------------------------------
@@ -556,7 +592,6 @@ class _Connection:
         self.cs = cs
         self.chargebox_id = chargebox_id
         self.ws = ws
-        self.peer = _Peer(self)
         self.closed = asyncio.Event()
         self._incoming: asyncio.Queue[_Parsed] = asyncio.Queue()
         self._pending: dict[str, asyncio.Future[_Parsed]] = {}
@@ -595,7 +630,7 @@ class _Connection:
         parsed.action = action
         if parsed.malformed is not None:
             LOG.warning(_log_line("<-" if direction == "in" else "->", self.chargebox_id, record))
-        else:
+        elif LOG.isEnabledFor(logging.INFO):  # the line costs as much as the payload is big
             LOG.info(_log_line("<-" if direction == "in" else "->", self.chargebox_id, record))
         return record, parsed
 
@@ -691,7 +726,7 @@ class _Connection:
                 await self.deliver(_dumps([CALLERROR, uid, "FormationViolation", parsed.malformed, {}]), 0)
             return
         assert action is not None
-        problem = validate_ocpp16(CALL, action, parsed.payload)
+        problem = _validate(CALL, action, parsed.payload, from_json=True)
         if problem is not None:
             self.cs._violation(self, "in", uid, action, problem[0], problem[1], parsed.payload)
             if self.cs.validate:
@@ -710,15 +745,14 @@ class _Connection:
                 frame = _dumps([CALLRESULT, uid, reply])
             await self.deliver(frame, delay)
             return
-        # The default answer through the package's routing (@on handlers above).
-        self.peer.reply_delay = delay
-        try:
-            await self.peer._handle_call(_OcppCall(uid, action, copy.deepcopy(parsed.payload)))
-        except ocpp_exceptions.OCPPError as error:
-            frame = _dumps([CALLERROR, uid, _routing_error_code(error), error.description, {}])
-            await self.deliver(frame, delay)
-        finally:
-            self.peer.reply_delay = 0.0
+        default = DEFAULT_ANSWERS.get(action)
+        if default is not None:
+            frame = _dumps([CALLRESULT, uid, default(self.cs, parsed.payload)])
+        elif action in _V16_ACTIONS:
+            frame = _dumps([CALLERROR, uid, "NotSupported", _NOT_SUPPORTED, {}])
+        else:
+            frame = _dumps([CALLERROR, uid, "NotImplemented", _NOT_IMPLEMENTED, {}])
+        await self.deliver(frame, delay)
 
     async def _overridden_reply(self, action: str, response: Any, payload: dict[str, Any]) -> Any:
         if callable(response):
@@ -743,7 +777,7 @@ class _Connection:
                    unique_id: str | None) -> dict[str, Any]:
         payload = _normalise(payload)
         if validate:
-            problem = validate_ocpp16(CALL, action, payload)
+            problem = _validate(CALL, action, payload, from_json=True)  # payload: _normalise()d
             if problem is not None:
                 raise ProtocolViolation(f"request not sent: {problem[0]}: {problem[1]}",
                                         action=action, code=problem[0], payload=payload)
@@ -766,7 +800,7 @@ class _Connection:
         if answer.message_type_id == CALLERROR:
             raise CallErrorReceived(action, uid, answer.error_code, answer.error_description, answer.payload)
         if validate:
-            problem = validate_ocpp16(CALLRESULT, action, answer.payload)
+            problem = _validate(CALLRESULT, action, answer.payload, from_json=True)
             if problem is not None:
                 self.cs._violation(self, "in", uid, action, problem[0], problem[1], answer.payload)
                 raise ProtocolViolation(f"invalid answer to {action}: {problem[0]}: {problem[1]}",
@@ -1222,6 +1256,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The CLI only logs the frames; nobody reads its records, so it keeps only the last ones (its
+# memory stays flat, and the garbage collector's passes do not grow with every frame).
+CLI_RECORDS = 1000
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the central system until Ctrl-C / SIGTERM, logging each message as one line."""
     args = _parser().parse_args(argv)
@@ -1249,7 +1288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     async def run() -> None:
         cs = CentralSystem(host=args.host, port=args.port, path=args.path, security_profile=args.security_profile,
                            passwords=passwords, ssl_context=ssl_context, heartbeat_interval=args.heartbeat_interval,
-                           require_subprotocol=not args.allow_missing_subprotocol)
+                           require_subprotocol=not args.allow_missing_subprotocol,
+                           max_records=CLI_RECORDS)
         await cs.start()
         print(f"central system: {cs.url}/<chargebox id>", flush=True)
         stop = asyncio.Event()

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Sets up stationd on a fresh Debian machine with Python 3.11 or newer:
 #   scripts/setup.sh          a virtualenv in .venv with stationd installed
-#   scripts/setup.sh --test   the same plus the test tools and the Debian packages the
-#                             tests use (systemd-analyze, to verify the unit file; chromium,
-#                             for the WebUI's browser tests)
+#   scripts/setup.sh --test   the same plus the test tools, the benchmarks' plotting
+#                             (extras test and bench) and the Debian packages the tests use
+#                             (systemd-analyze, to verify the unit file; chromium, for the
+#                             WebUI's browser tests)
 # Safe to run again: it only installs what is missing or changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +39,7 @@ fi
 # The virtualenv, reinstalled when pyproject.toml changes.
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 extras=""
-(( with_tests )) && extras="[test]"
+(( with_tests )) && extras="[test,bench]"
 stamp=".venv/.stationd-installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [[ ! -f $stamp-test && ( -n $extras || ! -f $stamp ) ]]; then  # a test install includes the plain one
   echo "installing stationd${extras} into .venv"

@@ -283,6 +283,91 @@ def test_sigkill_right_after_enqueue_and_delivery_loses_nothing_and_repeats_noth
         assert outbox.transaction_id(1) == 7 and outbox.session_for_transaction(7) == 1
 
 
+# A process killed during a replay (kill -9) sends again at most the one message in flight. The
+# fast removal of the message answered last is written while the next CALL is in flight (after
+# that CALL was handed to the socket); before that CALL goes out, the answer is recorded in the
+# acknowledgement file, and reopening the outbox removes that message. The child sends MeterValues
+# 0..9 and is killed at its call number ``crash_at`` (1-based, the value crash_at - 1):
+#   before-wire: at the start of the call, before the frame is on the wire;
+#   on-wire:     just after the frame is on the wire, before anything else runs (the removal of
+#                the message before is not written yet: the acknowledgement alone covers it);
+#   in-flight:   while waiting for the answer (that removal is written by then).
+CRASH_CHILD = textwrap.dedent("""
+    import asyncio, os, signal, sys
+    from stationd.ocpp_client.outbox import Outbox
+    from stationd.storage import Database
+
+    data_dir, wire_log, crash_at, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    log = os.open(wire_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    calls = 0
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    async def send(action, payload):
+        global calls
+        calls += 1
+        if calls == crash_at and mode == "before-wire":
+            die()
+        os.write(log, (payload["meterValue"][0]["sampledValue"][0]["value"] + "\\n").encode())  # on the wire
+        if calls == crash_at:
+            if mode == "on-wire":
+                die()
+            for _ in range(3):
+                await asyncio.sleep(0)
+            die()
+        await asyncio.sleep(0)
+        return {}
+
+    db = Database.open(data_dir)  # durable, as the daemon opens it: fast removals on their own connection
+    outbox = Outbox(db, attempts=lambda: 3, retry_interval=lambda: 1)
+    asyncio.run(outbox.deliver(send))
+""")
+
+
+@pytest.mark.parametrize(("mode", "resent"), [("before-wire", []), ("on-wire", ["4"]), ("in-flight", ["4"])])
+async def test_sigkill_during_a_replay_sends_again_only_the_message_in_flight(
+        data_dir: Path, tmp_path: Path, mode: str, resent: list[str]) -> None:
+    with Database.open(data_dir) as db, Outbox(db, attempts=lambda: 3, retry_interval=lambda: 1) as outbox:
+        for value in range(10):
+            outbox.enqueue("MeterValues", {**mv(value), "transactionId": 7})
+    wire_log = tmp_path / f"wire-{mode}.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.run([sys.executable, "-c", CRASH_CHILD, str(data_dir), str(wire_log), "5", mode],
+                           capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    before = wire_log.read_text().split()
+    assert before == [str(v) for v in range(5 if mode != "before-wire" else 4)]
+    # reopened: the answered ones are gone, the one in flight (if it was on the wire) comes again
+    with Database.open(data_dir) as db, Outbox(db, attempts=lambda: 3, retry_interval=lambda: 1) as outbox:
+        backend = Backend()
+        assert await outbox.deliver(backend.send)
+        assert outbox.pending_count() == 0
+    after = [name.split(":")[1] for name in backend.wire]
+    assert after == [str(v) for v in range(len(before) - len(resent), 10)]
+    assert [v for v in after if v in before] == resent
+
+
+async def test_a_stale_acknowledgement_removes_nothing(data_dir: Path) -> None:
+    """The acknowledgement file names a message by id and created_at, and only the head of its
+    FIFO is removed on reopening: a file left from a removal already written, or from another
+    database (a factory reset starts the ids at 1 again), changes nothing."""
+    from stationd.ocpp_client.outbox import _ACK, ACK_SUFFIX
+
+    with Database.open(data_dir) as db, Outbox(db, attempts=lambda: 3, retry_interval=lambda: 1) as outbox:
+        ids = [outbox.enqueue("MeterValues", {**mv(v), "transactionId": 7}) for v in range(3)]
+        created = [m.created_at for m in outbox.pending()]
+    ack = Path(f"{data_dir / 'station.db'}{ACK_SUFFIX}")
+    assert ack.exists()
+    for acked_id, acked_created in [(ids[1], created[1]), (ids[0], "2000-01-01T00:00:00+00:00"), (999, created[0])]:
+        ack.write_bytes(_ACK.pack(acked_id, acked_created.encode()))  # not the head / another message / gone
+        with Database.open(data_dir) as db, Outbox(db, attempts=lambda: 3, retry_interval=lambda: 1) as outbox:
+            assert [m.id for m in outbox.pending()] == ids
+    ack.write_bytes(_ACK.pack(ids[0], created[0].encode()))  # the head, answered just before a crash
+    with Database.open(data_dir) as db, Outbox(db, attempts=lambda: 3, retry_interval=lambda: 1) as outbox:
+        assert [m.id for m in outbox.pending()] == ids[1:]
+
+
 # --------------------------------------------------------------------------- transactionId
 
 
@@ -495,6 +580,37 @@ async def test_parked_start_parks_its_sessions_followers_but_not_other_sessions(
         assert follower.attempts == 0 and "transactionId" not in follower.payload
 
 
+async def test_a_requeued_start_takes_its_followers_along_and_a_discarded_letter_is_gone(make) -> None:
+    outbox, backend = make(attempts=1), Backend()
+    backend.refuse(lambda action, payload: label(action, payload) == "Start:TAG1")
+    outbox.enqueue("StartTransaction", start(1), session_id=1)
+    outbox.enqueue("MeterValues", mv(1), session_id=1)
+    outbox.enqueue("StopTransaction", stop(1), session_id=1)
+    outbox.enqueue("StartTransaction", start(2, connector=2), session_id=2)
+    assert await outbox.deliver(backend.send)
+    outbox.enqueue("StopTransaction", stop(2), session_id=2)
+    backend.refusals.clear()
+    backend.refuse(lambda action, payload: label(action, payload) == "Stop:2")
+    assert await outbox.deliver(backend.send)
+    letters = outbox.dead_letters()
+    assert [label(d.action, d.payload) for d in letters] == ["Start:TAG1", "MV:1", "Stop:1", "Stop:2"]
+
+    backend.refusals.clear()  # the backend was fixed
+    new_ids = outbox.requeue([letters[0].id])  # the StartTransaction only: its followers come along
+    assert len(new_ids) == 3 and min(new_ids) > max(d.id for d in letters)
+    assert [label(d.action, d.payload) for d in outbox.dead_letters()] == ["Stop:2"]
+    assert [m.attempts for m in outbox.pending()] == [0, 0, 0]
+    sent = len(backend.wire)
+    assert await outbox.deliver(backend.send)
+    assert backend.wire[sent:] == ["Start:TAG1", "MV:1", "Stop:1"]
+    assert outbox.transaction_id(1) is not None and outbox.pending() == []
+
+    assert outbox.requeue([12345]) == []  # unknown ids change nothing
+    [gone] = outbox.discard([outbox.dead_letters()[0].id, 12345])
+    assert label(gone.action, gone.payload) == "Stop:2" and outbox.dead_letters() == []
+    assert outbox.counts()["dead_letters"] == 0
+
+
 async def test_message_of_a_session_without_any_start_is_parked_not_blocking(make) -> None:
     outbox, backend = make(), Backend()
     outbox.enqueue("StopTransaction", stop(1), session_id=77)
@@ -619,18 +735,19 @@ async def test_removal_durability_policy(make, monkeypatch: pytest.MonkeyPatch) 
     outbox, backend = make(), Backend()
     removals: list[tuple[str, bool]] = []
     original = Database.execute
+    labels: dict[int, str] = {}
 
     def spy(self: Database, sql: str, params: Any = ()) -> Any:
         if sql.startswith("DELETE FROM outbox WHERE id"):
-            removals.append((label(*next((a, p) for a, p in backend.calls[::-1])), self.durable))
+            removals.append((labels[params[0]], self.durable))
         return original(self, sql, params)
 
     monkeypatch.setattr(Database, "execute", spy)
-    outbox.enqueue("StartTransaction", start(1), session_id=1)
+    labels[outbox.enqueue("StartTransaction", start(1), session_id=1)] = "Start:TAG1"
     for value in range(3):
-        outbox.enqueue("MeterValues", mv(value), session_id=1)
-    outbox.enqueue("StopTransaction", stop(3), session_id=1)
-    outbox.enqueue("MeterValues", {**mv(9), "transactionId": 101})
+        labels[outbox.enqueue("MeterValues", mv(value), session_id=1)] = f"MV:{value}"
+    labels[outbox.enqueue("StopTransaction", stop(3), session_id=1)] = "Stop:3"
+    labels[outbox.enqueue("MeterValues", {**mv(9), "transactionId": 101})] = "MV:9"
     assert await outbox.deliver(backend.send)
     assert removals == [("Start:TAG1", True), ("MV:0", False), ("MV:1", False), ("MV:2", False), ("Stop:3", True), ("MV:9", True)]
 

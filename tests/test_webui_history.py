@@ -167,6 +167,32 @@ async def test_dead_letters_show_what_the_backend_refused(tmp_path: Path):
             row = text.split('data-letter="')[1].split("</tr>")[0]
             assert "InternalError" in row and "backend database down" in row and "<td>1</td>" in row
 
+            outbox = station.station.ocpp.outbox
+            start_letter = next(d for d in outbox.dead_letters() if d.action == "StartTransaction")
+            status, text = await client.post("/ocpp/dead-letters", {"operation": "requeue"})
+            assert status == 200 and "Tick the messages first." in text and outbox.dead_letters()
+            status, _ = await client.post("/ocpp/dead-letters", {"operation": "requeue", "letter": "1"}, csrf=False)
+            assert status == 403 and outbox.dead_letters()  # CSRF: nothing changed
+            cs.respond("StartTransaction")  # the backend was fixed: the default answer again
+            status, text = await client.post("/ocpp/dead-letters",
+                                             {"operation": "requeue", "letter": str(start_letter.id)})
+            assert status == 200 and "Queued again:" in text
+            await cs.wait_for("StartTransaction", timeout=15)
+            await until(lambda: outbox.transaction_id(station.station.core.connectors[1].session.session_id)
+                        is not None, 15)
+            assert all(d.id != start_letter.id for d in outbox.dead_letters())
+
+            cs.respond("StopTransaction", CallError("InternalError", "still down"))
+            station.world.unplug(1)
+            await until(lambda: any(d.action == "StopTransaction" for d in outbox.dead_letters()), 20)
+            stop_letter = next(d for d in outbox.dead_letters() if d.action == "StopTransaction")
+            status, text = await client.get("/ocpp/dead-letters")
+            assert 'data-confirm="Delete the ticked messages for good?' in text
+            status, text = await client.post("/ocpp/dead-letters",
+                                             {"operation": "discard", "letter": str(stop_letter.id)})
+            assert status == 200 and "Discarded: 1 message(s)." in text
+            assert all(d.id != stop_letter.id for d in outbox.dead_letters())
+
 
 def test_meter_history_is_bounded_in_time_and_points():
     from types import SimpleNamespace

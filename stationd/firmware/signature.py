@@ -11,7 +11,7 @@ certificate (PEM) and a detached signature of the firmware file (base64):
 * :func:`verify_signature` — after the download: the signature over the whole downloaded file,
   SHA-256, with the signing certificate's public key — RSA PKCS#1 v1.5 or ECDSA (DER-encoded,
   as ``openssl dgst -sha256 -sign`` writes it). Else :class:`SignatureRefused`
-  (→ ``InvalidSignature``). The file is hashed in chunks, never read whole.
+  (→ ``crypto_exceptions.InvalidSignature``). The file is hashed in chunks, never read whole.
 """
 
 from __future__ import annotations
@@ -23,11 +23,15 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from ..lazy_import import lazy_module
+
+x509 = lazy_module("cryptography.x509")
+crypto_exceptions = lazy_module("cryptography.exceptions")
+hashes = lazy_module("cryptography.hazmat.primitives.hashes")
+ec = lazy_module("cryptography.hazmat.primitives.asymmetric.ec")
+padding = lazy_module("cryptography.hazmat.primitives.asymmetric.padding")
+rsa = lazy_module("cryptography.hazmat.primitives.asymmetric.rsa")
+utils = lazy_module("cryptography.hazmat.primitives.asymmetric.utils")
 
 CHUNK = 1 << 20
 MAX_CHAIN = 5  # intermediate CAs between the signing certificate and the root, at most
@@ -90,7 +94,7 @@ def verify_signature(path: Path, signature: str, certificate_pem: str) -> None:
             key.verify(raw, digest, ec.ECDSA(prehashed))
         else:
             raise SignatureRefused(f"unsupported signing key type {type(key).__name__}")
-    except InvalidSignature:
+    except crypto_exceptions.InvalidSignature:
         raise SignatureRefused("the signature does not match the firmware file") from None
 
 
@@ -123,7 +127,7 @@ def _check_usage(signer: x509.Certificate) -> None:
         pass
     try:
         purposes = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        if ExtendedKeyUsageOID.CODE_SIGNING not in purposes:
+        if x509.oid.ExtendedKeyUsageOID.CODE_SIGNING not in purposes:
             raise SignatureRefused(f"{_name(signer)} is not for code signing (extended key usage)")
     except x509.ExtensionNotFound:
         pass
@@ -139,6 +143,6 @@ def _is_ca(certificate: x509.Certificate) -> bool:
 def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         certificate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, crypto_exceptions.InvalidSignature):
         return False
     return True

@@ -36,9 +36,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from ..lazy_import import lazy_module
+
+x509 = lazy_module("cryptography.x509")
+hashes = lazy_module("cryptography.hazmat.primitives.hashes")
+serialization = lazy_module("cryptography.hazmat.primitives.serialization")
+ec = lazy_module("cryptography.hazmat.primitives.asymmetric.ec")
+ed448 = lazy_module("cryptography.hazmat.primitives.asymmetric.ed448")
+ed25519 = lazy_module("cryptography.hazmat.primitives.asymmetric.ed25519")
+rsa = lazy_module("cryptography.hazmat.primitives.asymmetric.rsa")
 
 log = logging.getLogger("stationd.ocpp.certificates")
 
@@ -127,7 +133,7 @@ def parse_root(pem: str | bytes, now: datetime) -> x509.Certificate:
         raise CertificateRefused("not a root certificate (issuer differs from subject)")
     try:
         certificate.verify_directly_issued_by(certificate)
-    except (ValueError, TypeError, Exception) as exc:  # InvalidSignature, unsupported algorithms
+    except (ValueError, TypeError, Exception) as exc:  # crypto_exceptions.InvalidSignature, unsupported algorithms
         raise CertificateRefused(f"self-signature does not verify ({type(exc).__name__})") from None
     return certificate
 

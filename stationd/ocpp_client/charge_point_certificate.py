@@ -47,12 +47,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509 import verification
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
+from ..lazy_import import lazy_module
 from .certificates import (
     CERTIFICATES_DIR,
     CertificateRefused,
@@ -61,6 +56,11 @@ from .certificates import (
 )
 from .tls import ClientCertificate
 
+x509 = lazy_module("cryptography.x509")
+hashes = lazy_module("cryptography.hazmat.primitives.hashes")
+serialization = lazy_module("cryptography.hazmat.primitives.serialization")
+ec = lazy_module("cryptography.hazmat.primitives.asymmetric.ec")
+
 log = logging.getLogger("stationd.ocpp.certificates")
 
 FOLDER = "charge-point"
@@ -68,8 +68,6 @@ PENDING_KEY = "pending.key"
 CURRENT, PREVIOUS = "current", "previous"
 RENEW_BEFORE = timedelta(days=30)
 RENEWAL_INTERVAL = timedelta(days=1)
-
-_PEM = serialization.Encoding.PEM
 
 
 class ChargePointCertificates:
@@ -102,12 +100,12 @@ class ChargePointCertificates:
         key = ec.generate_private_key(ec.SECP256R1())
         self.directory.mkdir(parents=True, exist_ok=True)
         write_atomically(self.directory / PENDING_KEY, _private_pem(key))
-        subject = [x509.NameAttribute(NameOID.COMMON_NAME, self._serial_number())]
+        subject = [x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, self._serial_number())]
         if self._cpo_name():
-            subject.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, self._cpo_name()))
+            subject.append(x509.NameAttribute(x509.oid.NameOID.ORGANIZATION_NAME, self._cpo_name()))
         csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(subject)).sign(key, hashes.SHA256())
         log.info("new key pair and CSR for %s", csr.subject.rfc4514_string())
-        return csr.public_bytes(_PEM).decode()
+        return csr.public_bytes(serialization.Encoding.PEM).decode()
 
     # ---- CertificateSigned -----------------------------------------------------------------
 
@@ -126,7 +124,7 @@ class ChargePointCertificates:
         leaf = chain[0]
         key, pending = self._key_of(leaf)
         serial = self._serial_number()
-        names = [attribute.value for attribute in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        names = [attribute.value for attribute in leaf.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)]
         if names != [serial]:
             raise CertificateRefused(f"the certificate's CN is {', '.join(map(str, names)) or 'missing'}, "
                                      f"not the station's serial number {serial}")
@@ -136,7 +134,7 @@ class ChargePointCertificates:
         if now > leaf.not_valid_after_utc:
             raise CertificateRefused(f"expired on {leaf.not_valid_after_utc.isoformat()}")
         self._verify_chain(leaf, chain[1:], now)
-        self._install(b"".join(c.public_bytes(_PEM) for c in chain), key)
+        self._install(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain), key)
         if pending:
             (self.directory / PENDING_KEY).unlink(missing_ok=True)
         log.info("charge point certificate %s (serial %x, valid until %s) is now current",
@@ -157,15 +155,15 @@ class ChargePointCertificates:
         roots = self._trust_anchors()
         if not roots:
             raise CertificateRefused("no CentralSystemRootCertificate is installed to verify it with")
-        leaf_policy = verification.ExtensionPolicy.permit_all().may_be_present(
-            x509.ExtendedKeyUsage, verification.Criticality.AGNOSTIC, _client_auth_usage)
-        verifier = (verification.PolicyBuilder().store(verification.Store(roots)).time(now)
-                    .extension_policies(ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
+        leaf_policy = x509.verification.ExtensionPolicy.permit_all().may_be_present(
+            x509.ExtendedKeyUsage, x509.verification.Criticality.AGNOSTIC, _client_auth_usage)
+        verifier = (x509.verification.PolicyBuilder().store(x509.verification.Store(roots)).time(now)
+                    .extension_policies(ca_policy=x509.verification.ExtensionPolicy.webpki_defaults_ca(),
                                         ee_policy=leaf_policy)
                     .build_client_verifier())
         try:
             verifier.verify(leaf, intermediates)
-        except verification.VerificationError as exc:
+        except x509.verification.VerificationError as exc:
             raise CertificateRefused(f"the chain does not verify up to an installed CentralSystemRootCertificate "
                                      f"({exc})") from None
 
@@ -227,12 +225,12 @@ class ChargePointCertificates:
 
 
 def _client_auth_usage(policy, certificate: x509.Certificate, usage: x509.ExtendedKeyUsage | None) -> None:
-    if usage is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in usage:
+    if usage is not None and x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH not in usage:
         raise ValueError("the extendedKeyUsage does not allow TLS client authentication (clientAuth)")
 
 
 def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(_PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
 def _public_der(key) -> bytes:

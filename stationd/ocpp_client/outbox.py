@@ -44,7 +44,9 @@ Rules
   reason, the time), an error is logged, ``on_parked`` is called, and delivery goes on with
   the next message. (A message found at its limit, e.g. after a crash right after its last
   attempt or a lowered TransactionMessageAttempts, is parked without another try.) Dead
-  letters stay until someone acts on them (WebUI); the outbox never resends them by itself.
+  letters stay until someone acts on them (WebUI Diagnostics > Dead Letters: ``requeue`` sends
+  them again at the end of their FIFO, ``discard`` deletes them, both logged); the outbox
+  never resends them by itself.
 * **A parked StartTransaction takes its session with it.** Its session can never get a
   transactionId, so its queued MeterValues/StopTransaction are parked at once with the reason
   "the StartTransaction of session N (message M) was parked ...", and so is any later message
@@ -64,15 +66,31 @@ So by default:
   whole WAL, so it also makes every removal before it durable. In steady state (one message
   at a time) every removal is therefore durable.
 * The other removals (MeterValues, security events during a backlog) commit on a second
-  connection to the same file with ``synchronous=NORMAL``: written to the WAL before the next
-  message is sent, so a *process* crash (kill -9, OOM, daemon restart) still sends again only
-  the one message in flight. To bound what a power cut can undo, a background thread fsyncs
-  the WAL file once ``SYNC_EVERY`` such removals are unsynced (off the delivery path: the WAL
-  is append-only, so the fsync makes every frame written before it durable); should it fall
-  behind, every ``MAX_UNSYNCED``-th removal is made durable inline. A power cut / kernel crash
-  can thus undo at most ``MAX_UNSYNCED - 1`` removals: those already delivered
-  MeterValues/security events are then sent once more (duplicates, never loss;
-  StartTransaction/StopTransaction are never in that window).
+  connection to the same file with ``synchronous=NORMAL``, and not between the answer and the
+  next CALL but while that next CALL is in flight (the ``DELETE`` and its commit cost ~15-40 us,
+  about a tenth of a loopback round trip; written then, they overlap the central system's
+  turn). What makes this safe is the **acknowledgement file** ``station.db-outbox-ack``:
+  before the next CALL is sent, the answered message is recorded there with one ``pwrite``
+  (48 bytes per FIFO: its id and created_at; no fsync, ~2 us). Opening an ``Outbox`` removes
+  (durably) the message that file names if it is still the head of its FIFO with the same id
+  and created_at — the only case in which its removal was not written yet; a stale entry (its
+  removal written; a file left from another database) matches nothing. So a *process* crash
+  (kill -9, OOM, daemon restart) still sends again only the one message in flight. (At most
+  one removal waits at a time: it is written before the next answer is taken in, before a
+  message is parked, at the end of every delivery and on ``close``. ``pending_count`` and the
+  WebUI's counts may include the message answered last for that moment.)
+  The fast connection never checkpoints inline (a checkpoint fsyncs: milliseconds on the
+  delivery path); to bound what a power cut can undo, a background thread fsyncs the WAL
+  file once ``SYNC_EVERY`` such removals are unsynced (off the delivery path: the WAL is
+  append-only, so the fsync makes every frame written before it durable) and checkpoints it
+  (PASSIVE) every ``CHECKPOINT_EVERY_SYNCS``-th time; should it fall behind, every
+  ``MAX_UNSYNCED``-th removal is made durable inline. A power cut / kernel crash can thus
+  undo at most ``MAX_UNSYNCED - 1`` removals: those already delivered MeterValues/security
+  events are then sent once more (duplicates, never loss; StartTransaction/StopTransaction
+  are never in that window).
+* Reading ahead (``PREFETCH`` rows and their ``json.loads``) is also done while a CALL is in
+  flight. A message is stored in the wire form the ``check`` made of it, so ``send`` may skip
+  copying and checking it again (``RpcEndpoint.call(..., checked=True)``).
 
 ``Outbox(..., durable_removal=True)`` makes every removal durable (one fsync per message).
 
@@ -87,11 +105,14 @@ import asyncio
 import json
 import logging
 import os
+import sqlite3
+import struct
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Self
 
 from ..storage import Database
@@ -128,12 +149,21 @@ DURABLE_REMOVAL = frozenset({START, STOP})
 # before a removal is made durable inline (see module docstring).
 SYNC_EVERY = 32
 MAX_UNSYNCED = 256
-# Rows read ahead per query on the delivery path.
+# Rows read ahead per query on the delivery path; while a CALL is in flight, fewer at a time
+# (what is read then should be done before the answer comes: ~4 us a row).
 PREFETCH = 64
+PREFETCH_IN_FLIGHT = 16
+# Every this many background syncs of the WAL also checkpoint it (the fast connection does not).
+CHECKPOINT_EVERY_SYNCS = 8
 # A transactionId placeholder some stations send before the real one is known; never ours.
 PLACEHOLDER_TRANSACTION_ID = -1
 
 _NOT_CONNECTED = (ConnectionLost, CallTimeout, ConnectFailed)
+# The acknowledgement file (module docstring): one slot per FIFO, the id and created_at of the
+# message of that FIFO answered last. 48 bytes at offset 0 / 64: each slot in the first sector.
+ACK_SUFFIX = "-outbox-ack"
+_ACK = struct.Struct("<q40s")
+_ACK_SLOT = {TRANSACTION: 0, SECURITY: 64}
 _TID_CACHE_MAX = 4096
 
 Send = Callable[[str, dict], Awaitable[dict]]
@@ -231,12 +261,24 @@ class Outbox:
         self._fast: Database = db
         if db.durable and not durable_removal:
             self._fast = Database.open(db.path.parent, durable=False)
+            # No checkpoint inline in a fast removal (it fsyncs: up to milliseconds on the
+            # delivery path); the background sync checkpoints instead (_sync_wal).
+            self._fast.execute("PRAGMA wal_autocheckpoint = 0")
+        self._checkpointer: sqlite3.Connection | None = None  # the background sync's own connection
+        self._wal_syncs = 0
         # Fast removals so far, and how many of them are known to be on disk.
         self._fast_removals = self._durable_upto = 0
         self._wal_sync: Future[None] | None = None  # a running background fsync of the WAL
         self._wal_sync_covers = 0
         self._executor: ThreadPoolExecutor | None = None
         self._buffers: dict[str, deque[QueuedMessage]] = {queue: deque() for queue in QUEUES}
+        # Answered messages whose fast removal is acknowledged but not yet written (at most one).
+        self._unremoved: list[QueuedMessage] = []
+        self._ack_fd: int | None = None
+        self._ack_path = Path(f"{db.path}{ACK_SUFFIX}")
+        self._recover_acknowledged()
+        if self._fast is not db:
+            self._ack_fd = os.open(self._ack_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._tids: dict[int, int] = {}
         self._woken = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -284,7 +326,12 @@ class Outbox:
         elif session_id is not None:
             raise ValueError(f"{action} belongs to no session")
         if self._check is not None:  # as it will go out: the transactionId filled in
-            self._check(action, {**stored, "transactionId": 0} if action in FOLLOWERS else stored)
+            probe = {**stored, "transactionId": 0} if action in FOLLOWERS and session_id is not None else stored
+            wire = self._check(action, probe)
+            if isinstance(wire, dict):  # its wire form is what is stored (and sent as it is)
+                stored = dict(wire)
+                if action in FOLLOWERS and session_id is not None:
+                    stored.pop("transactionId", None)  # the placeholder of the check
         try:
             text = _dumps(stored)
         except (TypeError, ValueError) as exc:
@@ -362,7 +409,8 @@ class Outbox:
 
         ``send(action, payload)`` returns the answer's payload or raises CallError /
         ConnectionLost / CallTimeout. ``on_answer(action, payload_sent, answer)`` is called
-        after the message was removed (e.g. to act on StartTransaction.conf idTagInfo);
+        after the message was removed (or, for a fast removal, acknowledged: module
+        docstring) (e.g. to act on StartTransaction.conf idTagInfo);
         ``on_parked(dead_letter)`` after a message was parked. Exceptions in them are logged.
 
         Safe to call while a delivery runs: with the same ``send`` it joins the running one
@@ -386,6 +434,7 @@ class Outbox:
             return drained
 
     async def _deliver(self, send: Send, on_answer: OnAnswer | None, on_parked: OnParked | None) -> bool:
+        self._write_removals()
         for buffer in self._buffers.values():
             buffer.clear()  # read afresh from the database on every (re)connect
         self.last_interruption = None
@@ -411,6 +460,7 @@ class Outbox:
             for task in tasks:
                 task.cancel()
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            self._write_removals()
         for outcome in outcomes:
             if isinstance(outcome, _NOT_CONNECTED):
                 return outcome
@@ -432,6 +482,12 @@ class Outbox:
                 # its last attempt failed just before a crash, or the limit was lowered since
                 self._park(message, payload, self._refused_reason(message), on_parked)
                 continue
+            # While this CALL is in flight, not between an answer and the next CALL: write the
+            # removal of the message answered last (acknowledged already) and read ahead.
+            if self._unremoved:
+                asyncio.get_running_loop().call_soon(self._write_removals)
+            if len(self._buffers[queue]) <= PREFETCH_IN_FLIGHT:
+                asyncio.get_running_loop().call_soon(self._read_ahead, queue, PREFETCH_IN_FLIGHT)
             async with send_lock:
                 try:
                     response = await send(message.action, payload)
@@ -473,10 +529,17 @@ class Outbox:
         """The first message of a FIFO; keeps at least one more read ahead if there is one."""
         buffer = self._buffers[queue]
         if len(buffer) < 2:
-            after = buffer[-1].id if buffer else 0
-            rows = self._db.query(_HEAD_SQL[queue], (after, PREFETCH))
-            buffer.extend(_message(row) for row in rows)
+            self._read_ahead(queue)
         return buffer[0] if buffer else None
+
+    def _read_ahead(self, queue: str, limit: int = PREFETCH) -> None:
+        """Append the next rows of a FIFO to its buffer (after the last one buffered)."""
+        buffer = self._buffers[queue]
+        if not buffer:
+            self._write_removals()  # from the head: an answered message must not come again
+        after = buffer[-1].id if buffer else 0
+        rows = self._db.query(_HEAD_SQL[queue], (after, limit))
+        buffer.extend(_message(row) for row in rows)
 
     def _wire_payload(self, message: QueuedMessage, on_parked: OnParked | None) -> dict[str, Any] | None:
         """The payload to send, with the session's transactionId; None if the message was parked."""
@@ -505,8 +568,10 @@ class Outbox:
                 f"queued before this message")
 
     def _delivered(self, message: QueuedMessage, response: dict[str, Any]) -> None:
+        self._write_removals()  # the one before, if its turn has not come yet
         buffer = self._buffers[message.queue]
-        buffer.popleft()
+        if buffer and buffer[0].id == message.id:
+            buffer.popleft()
         if message.action == START:
             tid, before = int(response["transactionId"]), self._fast_removals
             with self._db.transaction():
@@ -524,12 +589,62 @@ class Outbox:
             self._db.execute("DELETE FROM outbox WHERE id = ?", (message.id,))
             self._synced(self._fast_removals)
             return
+        if self._acknowledge(message):
+            self._unremoved.append(message)  # written while the next CALL is in flight
+        else:
+            self._fast_remove(message)
+
+    def _acknowledge(self, message: QueuedMessage) -> bool:
+        """Record that ``message`` was answered in the acknowledgement file (one ``pwrite``)."""
+        if self._ack_fd is None:
+            return False
+        try:
+            os.pwrite(self._ack_fd, _ACK.pack(message.id, message.created_at.encode()[:40]),
+                      _ACK_SLOT[message.queue])
+        except (OSError, KeyError, struct.error) as exc:
+            log.warning("outbox: acknowledgement not written; removing at once", extra={"fields": {
+                "id": message.id, "error": str(exc)}})
+            return False
+        return True
+
+    def _write_removals(self) -> None:
+        """Write the removal of the acknowledged messages (called soon after the next send)."""
+        while self._unremoved:
+            self._fast_remove(self._unremoved.pop(0))
+
+    def _fast_remove(self, message: QueuedMessage) -> None:
         self._fast.execute("DELETE FROM outbox WHERE id = ?", (message.id,))
         self._fast_removals += 1
         if self._wal_sync is not None and self._wal_sync.done():
             self._wal_synced()
-        if unsynced + 1 >= SYNC_EVERY and self._wal_sync is None:
+        if self._fast_removals - self._durable_upto >= SYNC_EVERY and self._wal_sync is None:
             self._start_wal_sync()
+
+    def _recover_acknowledged(self) -> None:
+        """After a crash: remove the message the acknowledgement file names as answered, if it
+        is still the head of its FIFO (same id, same created_at); else it is stale (its removal
+        was written, or the file belongs to another database) and changes nothing."""
+        try:
+            with open(self._ack_path, "rb") as file:
+                data = file.read(128)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("outbox: acknowledgement file not readable", extra={"fields": {"error": str(exc)}})
+            return
+        for queue, offset in _ACK_SLOT.items():
+            if len(data) < offset + _ACK.size:
+                continue
+            acked_id, created = _ACK.unpack_from(data, offset)
+            if acked_id <= 0:
+                continue
+            rows = self._db.query(f"SELECT id, created_at FROM outbox WHERE queue = '{queue}' ORDER BY id LIMIT 1")
+            if rows and int(rows[0][0]) == acked_id and str(rows[0][1]).encode()[:40] == created.rstrip(b"\0"):
+                before = self._fast_removals
+                self._db.execute("DELETE FROM outbox WHERE id = ?", (acked_id,))  # durable
+                self._synced(before)
+                log.info("outbox: removed the message answered just before the last stop", extra={
+                    "fields": {"id": acked_id, "queue": queue}})
 
     def _synced(self, upto: int) -> None:
         """A durable commit just happened: the first ``upto`` fast removals are on disk."""
@@ -545,7 +660,21 @@ class Outbox:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-wal-sync")
         self._wal_sync_covers = self._fast_removals
-        self._wal_sync = self._executor.submit(_fsync, f"{self._db.path}-wal")
+        self._wal_syncs += 1
+        self._wal_sync = self._executor.submit(self._sync_wal, self._wal_syncs % CHECKPOINT_EVERY_SYNCS == 0)
+
+    def _sync_wal(self, checkpoint: bool) -> None:
+        """In the worker thread: fsync the WAL; now and then also checkpoint it (PASSIVE: it
+        waits for no reader or writer), which keeps the WAL from growing during a long replay."""
+        _fsync(f"{self._db.path}-wal")
+        if checkpoint:
+            try:
+                if self._checkpointer is None:
+                    self._checkpointer = sqlite3.connect(str(self._db.path), isolation_level=None,
+                                                         check_same_thread=False)
+                self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:  # the next one, or a durable commit's, will do
+                log.debug("outbox: WAL checkpoint failed: %s", exc)
 
     def _wal_synced(self) -> None:
         future, self._wal_sync = self._wal_sync, None
@@ -570,6 +699,7 @@ class Outbox:
     def _park(self, message: QueuedMessage, payload: dict[str, Any], reason: str,
               on_parked: OnParked | None) -> None:
         """Move a message (and, for a StartTransaction, its session's followers) to the dead letters."""
+        self._write_removals()
         now, before = self._now(), self._fast_removals
         parked = [DeadLetter(message.id, message.queue, message.action, payload, message.session_id,
                              message.created_at, message.attempts, message.last_error, reason, now)]
@@ -620,6 +750,38 @@ class Outbox:
             (-1 if limit is None else limit,))
         return [DeadLetter(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8], r[9]) for r in rows]
 
+    def requeue(self, letter_ids: Iterable[int]) -> list[int]:
+        """Send dead letters again — the operator's decision, e.g. once the backend was fixed.
+
+        Each chosen letter goes to the end of its FIFO as a new message without failed
+        attempts, in the letters' original order, checked as any new message is; a parked
+        StartTransaction takes its session's parked MeterValues/StopTransaction along (they
+        cannot go without it). All of them or none (ValueError: nothing changed). Unknown ids
+        are ignored. Returns the new messages' ids."""
+        chosen = set(letter_ids)
+        letters = self.dead_letters()
+        sessions = {d.session_id for d in letters if d.id in chosen and d.action == START and d.session_id is not None}
+        again = [d for d in letters if d.id in chosen or (d.action in FOLLOWERS and d.session_id in sessions)]
+        with self._db.transaction():
+            new_ids = [self.enqueue(d.action, d.payload, session_id=d.session_id) for d in again]
+            self._db.executemany("DELETE FROM outbox_dead_letters WHERE id = ?", [(d.id,) for d in again])
+        for letter, new_id in zip(again, new_ids):
+            log.warning("dead letter queued again", extra={"fields": {
+                "id": letter.id, "new_id": new_id, "action": letter.action, "session": letter.session_id}})
+        return new_ids
+
+    def discard(self, letter_ids: Iterable[int]) -> list[DeadLetter]:
+        """Delete dead letters for good — the operator's decision; each is logged with its
+        payload's action, session and reason. Returns the letters deleted."""
+        chosen = set(letter_ids)
+        gone = [d for d in self.dead_letters() if d.id in chosen]
+        with self._db.transaction():
+            self._db.executemany("DELETE FROM outbox_dead_letters WHERE id = ?", [(d.id,) for d in gone])
+        for letter in gone:
+            log.warning("dead letter discarded", extra={"fields": {
+                "id": letter.id, "action": letter.action, "session": letter.session_id, "reason": letter.reason}})
+        return gone
+
     def counts(self) -> dict[str, int]:
         """``{"transaction": n, "security": n, "dead_letters": n}`` for the WebUI."""
         result = {queue: 0 for queue in QUEUES}
@@ -632,9 +794,16 @@ class Outbox:
 
     def close(self) -> None:
         """Close the outbox's own connection (the shared database stays open)."""
+        self._write_removals()
+        if self._ack_fd is not None:
+            os.close(self._ack_fd)
+            self._ack_fd = None
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         if self._fast is not self._db:
             self._fast.close()
 

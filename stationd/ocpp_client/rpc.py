@@ -362,9 +362,15 @@ class RpcEndpoint:
     async def call(self, action: str, payload: dict, *, timeout: float | None = None,
                    checked: bool = False) -> dict:
         """Send a CALL and return the CALLRESULT payload (see the module docstring).
-        ``checked``: the payload already passed :func:`check_request` (the outbox checks each
-        message once, when it is queued), so the schema is not walked again."""
-        wire = check_request(action, payload, validate=not checked)
+        ``checked``: the payload is already the wire form :func:`check_request` made of it and
+        passed its schema (the outbox checks each message once, when it is queued, stores that
+        form and reads it back from JSON), so it is neither copied nor walked again."""
+        if checked:
+            if action not in STATION_ACTIONS:
+                raise ValueError(f"{action!r} is not an OCPP 1.6 action a charge point sends")
+            wire = payload
+        else:
+            wire = check_request(action, payload)
         wait = self.call_timeout if timeout is None else timeout
         async with self._call_lock:  # OCPP-J §4.1.1: one CALL in flight
             if self._closed:

@@ -92,6 +92,9 @@ class WebUi:
     async def run(self) -> None:
         config = self.station.config.webui
         host, port = config.address
+        to_make = certificate.self_signed_to_make(Path(self.station.config.data_dir), config.tls_cert, config.tls_key)
+        if to_make is not None:
+            await certificate.make_self_signed_in_child(*to_make, host)
         self.ui.reload_certificate()
         context = certificate.server_context(self.ui.tls_cert, self.ui.tls_key)
         self.ui.tls_context = context

@@ -17,17 +17,24 @@ context loads it again, and new connections get it. Keys are written with mode 0
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
+import logging
 import os
 import ssl
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from ..lazy_import import lazy_module
+
+x509 = lazy_module("cryptography.x509")
+hashes = lazy_module("cryptography.hazmat.primitives.hashes")
+serialization = lazy_module("cryptography.hazmat.primitives.serialization")
+ec = lazy_module("cryptography.hazmat.primitives.asymmetric.ec")
+
+log = logging.getLogger("stationd.webui")
 
 DIRECTORY = "webui"
 SELF_SIGNED = ("self-signed.pem", "self-signed.key")
@@ -63,10 +70,37 @@ def server_files(data_dir: Path, config_cert: Path | None, config_key: Path | No
     return cert, key, "self-signed"
 
 
+def self_signed_to_make(data_dir: Path, config_cert: Path | None, config_key: Path | None) -> tuple[Path, Path] | None:
+    """The self-signed pair's (certificate, key) paths when :func:`server_files` would have to make it."""
+    if config_cert is not None and config_key is not None:
+        return None
+    directory = Path(data_dir) / DIRECTORY
+    if all((directory / name).is_file() for name in UPLOADED):
+        return None
+    cert, key = directory / SELF_SIGNED[0], directory / SELF_SIGNED[1]
+    return None if cert.is_file() and key.is_file() else (cert, key)
+
+
+async def make_self_signed_in_child(cert_path: Path, key_path: Path, host: str) -> bool:
+    """Make the first start's self-signed pair in a short-lived child process
+    (``python -m stationd.webui.certificate CERT KEY HOST``), so that the daemon does not load
+    ``cryptography`` (about 8 MB resident for its lifetime) for a job done once. False when the
+    child failed (logged); :func:`server_files` then makes the pair in the daemon itself."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "stationd.webui.certificate", str(cert_path), str(key_path), host,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, errors = await process.communicate()
+    if process.returncode != 0:
+        log.warning("making the WebUI's self-signed certificate in a child process failed (exit %s): %s",
+                    process.returncode, errors.decode(errors="replace").strip()[-500:])
+        return False
+    return True
+
+
 def make_self_signed(cert_path: Path, key_path: Path, host: str) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "stationd"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, "stationd WebUI")])
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.ORGANIZATION_NAME, "stationd"),
+                      x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "stationd WebUI")])
     now = dt.datetime.now(dt.UTC)
     names: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(DEVICE_ADDRESS))]
     try:
@@ -147,3 +181,9 @@ def _write(path: Path, data: bytes, *, mode: int) -> None:
         os.fsync(handle.fileno())
     os.chmod(temporary, mode)
     os.replace(temporary, path)
+
+
+if __name__ == "__main__":  # python -m stationd.webui.certificate CERT KEY HOST (see make_self_signed_in_child)
+    if len(sys.argv) != 4:
+        sys.exit("usage: python -m stationd.webui.certificate CERT KEY HOST")
+    make_self_signed(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])

@@ -1,5 +1,11 @@
 """Signed meter readings (German calibration law, "Eichrecht"): OCMF records from a signing meter.
 
+crypto_exceptions = lazy_module("cryptography.exceptions")
+hashes = lazy_module("cryptography.hazmat.primitives.hashes")
+serialization = lazy_module("cryptography.hazmat.primitives.serialization")
+ec = lazy_module("cryptography.hazmat.primitives.asymmetric.ec")
+asymmetric_utils = lazy_module("cryptography.hazmat.primitives.asymmetric.utils")
+
 A signing meter (the Iskra WM3M4C; :attr:`MeterMap.signing` says where its interface lives)
 signs the transaction's begin and end readings itself with a key that never leaves it. The
 station sets the meter's time, writes the identification as an OCMF payload template, gives the
@@ -39,14 +45,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-
+from ...lazy_import import lazy_module
 from .codec import MeterError
 from .maps import FunctionCode, SignatureStatus, SigningRegisters, SigningState
 from .reader import MeterReader
+
+crypto_exceptions = lazy_module("cryptography.exceptions")
+hashes = lazy_module("cryptography.hazmat.primitives.hashes")
+serialization = lazy_module("cryptography.hazmat.primitives.serialization")
+ec = lazy_module("cryptography.hazmat.primitives.asymmetric.ec")
+asymmetric_utils = lazy_module("cryptography.hazmat.primitives.asymmetric.utils")
 
 __all__ = [
     "BEGIN_CONTEXT", "END_CONTEXT", "KEY_NAME", "SIGNATURE_ALGORITHM", "Gateway", "SignedMeter",
@@ -143,7 +151,7 @@ def normalize_der_signature(signature: bytes) -> bytes:
     r, s = numbers
     if r == 0 or s == 0:
         raise fail("zero r or s")
-    return encode_dss_signature(r, s)
+    return asymmetric_utils.encode_dss_signature(r, s)
 
 
 # --- OCMF -------------------------------------------------------------------------------------
@@ -202,7 +210,7 @@ def verify_ocmf(ocmf: str, public_key: str | bytes | ec.EllipticCurvePublicKey) 
     try:
         key.verify(normalize_der_signature(raw), record.payload_text.encode("utf-8"),
                    ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, MeterError):
+    except (crypto_exceptions.InvalidSignature, MeterError):
         raise MeterError("signature invalid",
                          "the record does not match its signature and the meter's key") from None
     return record.payload

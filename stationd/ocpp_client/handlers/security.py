@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import logging
 
-from cryptography import x509
-
+from ...lazy_import import lazy_module
 from ..certificates import CENTRAL_SYSTEM_ROOT, CertificateRefused, Installed
 from ..rpc import HandlerResult
+
+x509 = lazy_module("cryptography.x509")
 
 log = logging.getLogger("stationd.ocpp.certificates")
 

@@ -4,9 +4,11 @@
   from the OCPP journal (secrets are masked by the journal before it keeps a frame), with
   time, direction and action (a CALLRESULT/CALLERROR gets the action of its CALL when that is
   still in the journal); ``static/ocpp_log.js`` refreshes the table live.
-- ``GET /ocpp/dead-letters``: the messages (the oldest ``MAX_LETTERS``) the outbox parked after the backend kept refusing
-  them, with reason, attempts, last error and time. The outbox keeps them until someone acts
-  on them; it has no retry or discard operation, so this page only shows them.
+- ``GET /ocpp/dead-letters``: the messages (the oldest ``MAX_LETTERS``) the outbox parked after
+  the backend kept refusing them, with reason, attempts, last error and time. The outbox keeps
+  them until someone acts on them: ``POST /ocpp/dead-letters`` with the ticked ``letter`` ids
+  and ``operation`` ``requeue`` (send again, at the end of the queue; a StartTransaction takes
+  its session's parked messages along) or ``discard`` (delete for good, after a confirmation).
 
 A Default-level session gets 403 with a message (the pages are for the Expert level).
 """
@@ -14,12 +16,15 @@ A Default-level session gets 403 with a message (the pages are for the Expert le
 from __future__ import annotations
 
 import json
+import logging
 
 from aiohttp import web
 
 from ..guard import SESSION_KEY, UI_KEY
 from ..i18n import translator
-from ..templating import render
+from ..templating import flash, render
+
+log = logging.getLogger("stationd.webui")
 
 routes = web.RouteTableDef()
 
@@ -109,3 +114,34 @@ async def dead_letters(request: web.Request) -> web.Response:
     counts = ocpp.outbox.counts() if ocpp is not None else {}
     return render(request, "dead_letters.html", letters=letters, counts=counts,
                   payload=lambda letter: json.dumps(letter.payload, indent=1, sort_keys=True))
+
+
+@routes.post("/ocpp/dead-letters")
+async def dead_letters_act(request: web.Request) -> web.Response:
+    refused = _require_expert(request)
+    if refused is not None:
+        return refused
+    session = request[SESSION_KEY]
+    t = translator(session.language)
+    ocpp = request.app[UI_KEY].station.ocpp
+    form = await request.post()
+    operation = form.get("operation")
+    ids = [int(value) for value in form.getall("letter", []) if isinstance(value, str) and value.isdigit()]
+    if ocpp is None or operation not in ("requeue", "discard"):
+        raise web.HTTPBadRequest(text="operation must be requeue or discard")
+    if not ids:
+        flash(request, t("Tick the messages first."), "error")
+        raise web.HTTPSeeOther("/ocpp/dead-letters")
+    if operation == "requeue":
+        try:
+            queued = ocpp.outbox.requeue(ids)
+        except ValueError as problem:
+            flash(request, t("Nothing was queued: {problem}", problem=str(problem)), "error")
+            raise web.HTTPSeeOther("/ocpp/dead-letters") from None
+        log.warning("WebUI: %d dead letter(s) queued again by %s", len(queued), session.user)
+        flash(request, t("Queued again: {count} message(s).", count=len(queued)))
+    else:
+        gone = ocpp.outbox.discard(ids)
+        log.warning("WebUI: %d dead letter(s) discarded by %s", len(gone), session.user)
+        flash(request, t("Discarded: {count} message(s).", count=len(gone)))
+    raise web.HTTPSeeOther("/ocpp/dead-letters")

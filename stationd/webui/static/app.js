@@ -62,6 +62,12 @@ function confirmations() {
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   });
+  // One button of a form that needs it (e.g. Discard beside Send again).
+  document.querySelectorAll("button[data-confirm]").forEach((button) => {
+    button.addEventListener("click", (event) => {
+      if (!window.confirm(button.dataset.confirm)) event.preventDefault();
+    });
+  });
 }
 
 document.addEventListener("DOMContentLoaded", () => { live(); confirmations(); });

@@ -64,4 +64,15 @@ GERMAN = {
     "Last error": "Letzter Fehler",
     "Message": "Nachricht",
     "No dead letters.": "Keine unzustellbaren Nachrichten.",
+    "Send again: the ticked messages go to the end of the queue (a StartTransaction takes its session's parked messages along). Discard: they are deleted for good.":
+        "Erneut senden: Die markierten Nachrichten kommen ans Ende der Warteschlange (eine StartTransaction nimmt die "
+        "geparkten Nachrichten ihres Ladevorgangs mit). Verwerfen: Sie werden endgültig gelöscht.",
+    "Send again": "Erneut senden",
+    "Discard": "Verwerfen",
+    "Delete the ticked messages for good? The backend will never receive them.":
+        "Die markierten Nachrichten endgültig löschen? Das Backend erhält sie dann nie.",
+    "Tick the messages first.": "Bitte zuerst Nachrichten markieren.",
+    "Nothing was queued: {problem}": "Nichts wurde eingereiht: {problem}",
+    "Queued again: {count} message(s).": "Erneut eingereiht: {count} Nachricht(en).",
+    "Discarded: {count} message(s).": "Verworfen: {count} Nachricht(en).",
 }
