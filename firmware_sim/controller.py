@@ -323,6 +323,14 @@ class SimController:
                 self._apply_contactor()
         self._evaluate()
 
+    def power_cycle(self) -> None:
+        """The controller reboots (brown-out, watchdog): contactor open, PWM off, uptime 0,
+        then Hello and Event BOOTED like after power-on; latched faults survive (EEPROM)."""
+        log.warning("%s: rebooting (power cycle)", self.hardware_id)
+        self._commanded = False
+        self._apply_contactor()
+        self._restart(BOOT_POWER_ON)
+
     def set_door_open(self, open_: bool) -> None:
         """The housing door / tamper contact; opening it outside service mode sets TamperDetected."""
         if open_ and not self.service_mode:

@@ -33,6 +33,8 @@ from stationd.hw.evse_protocol import (
     PP_RATINGS_A,
     CanLink,
     ConnectorType,
+    LinkClosed,
+    LinkDown,
     LockState,
     open_pty_pair,
 )
@@ -135,6 +137,7 @@ class SimWorld:
         self._meter_server: SimMeterServer | None = None
         self._rfid_fds: tuple[int, int] | None = None
         self._rfid_path: str | None = None
+        self._cut: dict[int, _CutLine] = {}  # controllers whose line to the station is cut
         self._started = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -147,14 +150,8 @@ class SimWorld:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             self._meter_server = await serve_tcp(
                 {self.specs[cid].device_id: meter for cid, meter in self.meters.items()}, HOST, 0)
-            for cid, spec in self.specs.items():
-                if spec.transport == "serial":
-                    link, path = await open_pty_pair()
-                    self._ports[cid] = path
-                else:
-                    link = CanLink(self._bus(spec.can_channel), spec.node, role="controller")
-                self._links[cid] = link
-                self._tasks[cid] = asyncio.create_task(self.controllers[cid].run(link), name=f"sim-controller-{cid}")
+            for cid in self.specs:
+                await self._connect(cid)
             master, slave = os.openpty()
             tty.setraw(slave)
             os.set_blocking(master, False)
@@ -179,6 +176,7 @@ class SimWorld:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._links.clear()
+        self._cut.clear()
         self._ports.clear()
         for bus in self._buses.values():
             with contextlib.suppress(Exception):
@@ -205,6 +203,28 @@ class SimWorld:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+    async def _connect(self, cid: int) -> None:
+        """Give the controller a fresh line to the station and let it serve it."""
+        spec = self.specs[cid]
+        if spec.transport == "serial":
+            link, path = await open_pty_pair()
+            self._ports[cid] = path
+        else:
+            link = CanLink(self._bus(spec.can_channel), spec.node, role="controller")
+        self._links[cid] = link
+        self._tasks[cid] = asyncio.create_task(self.controllers[cid].run(link), name=f"sim-controller-{cid}")
+
+    async def _disconnect(self, cid: int) -> None:
+        link, task = self._links.pop(cid, None), self._tasks.pop(cid, None)
+        if link is not None:
+            with contextlib.suppress(Exception):
+                await link.close()
+        if task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), 2.0)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     def _bus(self, channel: str) -> Any:
         bus = self._buses.get(channel)
@@ -315,6 +335,65 @@ class SimWorld:
             raise ValueError(f"online must be true or false, got {online!r}")  # noqa: TRY004 - the API answers 400
         self.meters[connector_id].online = online
 
+    # ------------------------------------------------------------------ faults of the line and the MCU
+    async def pull_link(self, connector_id: int) -> None:
+        """The controller's line to the station is cut. Serial: the adapter is gone (the pty pair
+        closes, the station reads an error; a new path appears on :meth:`restore_link`). CAN: the
+        node leaves the bus (bus-off): the station hears nothing. The controller runs on by itself,
+        so its heartbeat timeout opens the contactor."""
+        self._spec(connector_id)
+        self._require_started()
+        if connector_id in self._cut:
+            return
+        await self._disconnect(connector_id)
+        line = _CutLine()
+        self._cut[connector_id] = line
+        self._links[connector_id] = line
+        self._tasks[connector_id] = asyncio.create_task(self.controllers[connector_id].run(line),
+                                                        name=f"sim-controller-{connector_id}-cut")
+        log.warning("sim world: connector %d: controller line cut", connector_id)
+
+    async def restore_link(self, connector_id: int) -> None:
+        """The line is back (serial: on a new pty path; CAN: the node recovered from bus-off)."""
+        self._spec(connector_id)
+        if self._cut.pop(connector_id, None) is None:
+            return
+        await self._disconnect(connector_id)
+        await self._connect(connector_id)
+        log.info("sim world: connector %d: controller line restored", connector_id)
+
+    def link_cut(self, connector_id: int) -> bool:
+        return connector_id in self._cut
+
+    def feed_garbage(self, connector_id: int, data: bytes) -> None:
+        """Noise on the line towards the station: raw bytes on the serial line, or (CAN) frames
+        with the controller's identifiers and ``data`` cut into random-length payloads."""
+        spec = self._spec(connector_id)
+        self._require_started()
+        link = self._links.get(connector_id)
+        if connector_id in self._cut or link is None:
+            return
+        if spec.transport == "serial":
+            link._writer.write(bytes(data))
+            return
+        import can
+
+        from stationd.hw.evse_protocol.can_link import CAN_FUNCTIONS, Sender, can_id
+
+        functions = [f.code for f in CAN_FUNCTIONS if f.sender is Sender.CONTROLLER]
+        bus, view = self._bus(spec.can_channel), memoryview(bytes(data))
+        while view:
+            size = min(len(view), 1 + view[0] % 8)
+            function = functions[view[0] % len(functions)]
+            bus.send(can.Message(arbitration_id=can_id(function, spec.node), data=bytes(view[:size]),
+                                 is_extended_id=False))
+            view = view[size:]
+
+    def reboot_controller(self, connector_id: int) -> None:
+        """The controller's MCU restarts (brown-out, watchdog): contactor open, PWM off, uptime 0."""
+        self._spec(connector_id)
+        self.controllers[connector_id].power_cycle()
+
     # ------------------------------------------------------------------ GET /state
     def connector_state(self, connector_id: int) -> dict[str, Any]:
         self._spec(connector_id)
@@ -353,6 +432,23 @@ class SimWorld:
     def _require_started(self) -> None:
         if not self._started:
             raise RuntimeError("the simulated world is not started (await world.start())")
+
+
+class _CutLine:
+    """A controller's side of a cut line: nothing arrives, whatever it sends is lost."""
+
+    def __init__(self) -> None:
+        self._ended = asyncio.Event()
+
+    async def receive(self) -> Any:
+        await self._ended.wait()
+        raise LinkClosed("the line was restored")
+
+    async def send(self, msg: Any, *, reliable: bool | None = None) -> None:
+        raise LinkDown("the line to the station is cut")
+
+    async def close(self) -> None:
+        self._ended.set()
 
 
 def _is_int(value: Any) -> bool:

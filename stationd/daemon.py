@@ -124,9 +124,14 @@ class Daemon:
             for key in logs.LEVEL_KEYS:
                 logs.apply_level_key(key, store.get(key))
             store.subscribe(_apply_log_level, names=logs.LEVEL_KEYS)
-            db = Database.open(self.config.data_dir)
-            boot_id = db.record_boot(__version__, factory_reset.BOOT_REASON if reset else None,
-                                     datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            started = datetime.now(timezone.utc)
+            db, corrupt = Database.open_or_replace(self.config.data_dir, now=started.strftime("%Y%m%dT%H%M%SZ"))
+            if corrupt is not None:
+                log.critical("the station database was corrupt: moved aside to %s; starting with a fresh database "
+                             "(open transactions, queued messages and lists in it are not carried over)", corrupt)
+            boot_id = db.record_boot(__version__, factory_reset.BOOT_REASON if reset else (
+                f"database replaced (corrupt copy {corrupt.name})" if corrupt is not None else None),
+                started.isoformat(timespec="seconds"))
             log.info("stationd %s starting (boot %d, chargebox %s, %d connectors, data in %s)", __version__,
                      boot_id, store.get("BoxId"), store.connectors, self.config.data_dir)
             progress_db = Database.open(self.config.data_dir, durable=False)
@@ -134,6 +139,8 @@ class Daemon:
             whitelist = Whitelist(db)
             whitelist.purge_deleted()  # deleted entries are restorable until the daemon restarts
             core = StationCore(store, SessionStore(db, progress_db), connector_specs(self.config))
+            if corrupt is not None:  # reported on connector 0 (a warning: the station stays usable)
+                core.station_fault("DatabaseReplaced", True, source="storage")
             authorizer = Authorizer(store, LocalList(db), AuthCache(db), whitelist, core.clock,
                                     on_conflict=lambda id_tag: _report_list_conflict(core))
             system = system_edge(self.config.system_backend, on_reboot=self.request_restart,

@@ -317,10 +317,10 @@ async def test_log_level_key_changed_by_another_process_applies_while_running(co
 async def test_unusable_database_raises_storage_error_and_leaves_nothing_behind(config, notify):
     address, sock = notify
     config.data_dir.mkdir()
-    (config.data_dir / "station.db").write_bytes(b"this is not a database\n" * 200)
+    (config.data_dir / "station.db").mkdir()  # not a file at all (a corrupt file is moved aside instead)
     before = list(logs._secret_sources)
     daemon = Daemon(config, notifier=notifier(address))
-    with pytest.raises(StorageError, match="not a valid SQLite database"):
+    with pytest.raises(StorageError, match="station.db"):
         await asyncio.wait_for(daemon.run(), WAIT)
     assert logs._secret_sources == before  # the store's secret source was unregistered
     assert drain(sock) == []  # never reported ready
@@ -412,15 +412,36 @@ def test_invalid_config_file_exits_78_naming_file_and_line(tmp_path):
     assert not (tmp_path / "data").exists()  # nothing was started
 
 
-def test_garbage_database_exits_74_with_a_clear_message(tmp_path):
+def test_an_unusable_database_exits_74_with_a_clear_message(tmp_path):
     yaml = dry_run_station(tmp_path)
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "station.db").write_bytes(os.urandom(8192))
+    (tmp_path / "data" / "station.db").mkdir(parents=True)  # cannot be opened nor moved aside as corrupt
     proc = subprocess.run([sys.executable, "-m", "stationd", "run", "--config", str(yaml)], env=daemon_env(None),
                           cwd=tmp_path, capture_output=True, text=True, timeout=15)
     assert proc.returncode == 74, proc.stderr
-    assert re.search(r"station\.db is not a valid SQLite database", proc.stderr), proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "station.db" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_garbage_database_is_moved_aside_and_the_daemon_runs(tmp_path):
+    """No exit (under systemd Restart=on-failure that would be a restart loop): the corrupt file
+    goes aside as station.db.corrupt-<time>, a critical line says so, a fresh database is used."""
+    yaml = dry_run_station(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "station.db").write_bytes(os.urandom(8192))
+    proc = subprocess.Popen([sys.executable, "-m", "stationd", "run", "--config", str(yaml)], env=daemon_env(None),
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not list((tmp_path / "data").glob("station.db.corrupt-*")) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.1)
+        time.sleep(1.0)
+        assert proc.poll() is None
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        output = proc.communicate(timeout=15)[0]
+    assert re.search(r"CRITICAL .*database was corrupt: moved aside to \S+station\.db\.corrupt-", output), output
+    assert "Traceback" not in output
 
 
 async def test_a_failing_component_factory_closes_the_database(config, notify):

@@ -9,8 +9,10 @@ import hashlib
 import io
 import json
 import logging
+import random
 import re
 import tarfile
+import tracemalloc
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -27,8 +29,9 @@ from stationd.config.store import ConfigStore
 from stationd.config.value_types import Source
 from stationd.core.sessions import SessionStore
 from stationd.core.station import ConnectorSpec, StationCore
-from stationd.diagnostics.log_sources import JournaldLogs, LogFileLogs, LogRing, default_log_source
-from stationd.ocpp_client.journal import JOURNAL_FILE, MessageJournal
+from stationd.diagnostics.log_sources import (JournaldLogs, LogFileLogs, LogRing, default_log_source,
+                                              newest_within)
+from stationd.ocpp_client.journal import JOURNAL_FILE, JournalEntry, MessageJournal, SecretMasker
 from stationd.storage import Database
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -219,6 +222,117 @@ def test_logs_from_the_in_process_ring_or_a_file(rig, tmp_path: Path):
     assert default_log_source({"JOURNAL_STREAM": "8:1234"}, lambda name: "/usr/bin/journalctl").description \
         == "journald (journalctl -u stationd)"
     assert isinstance(default_log_source({}, lambda name: None), (LogRing, diagnostics.NoLogs))
+
+
+WORDS = ["héllo", "Ünïcödé", "😀", "日本語", "plain", PASSWORD, PASSWORD.upper(), KEY_HEX.upper(), TOKEN,
+         "ftp://user:pw-123@127.0.0.1/x", "ß", "\ud800", "x" * 40]
+
+
+def stamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def write_log(path: Path, first: datetime, count: int, rnd: random.Random) -> None:
+    """A log file in the terminal format: non-ASCII, secrets in every form, continuation lines."""
+    with open(path, "w", encoding="utf-8", errors="surrogatepass", newline="") as out:
+        for i in range(count):
+            out.write(f"{stamp(first + timedelta(seconds=i))} INFO stationd.x: "
+                      f"{' '.join(rnd.choice(WORDS) for _ in range(8))}\n")
+            if i % 50 == 0:
+                out.write(f"  continued {rnd.choice(WORDS)}\r\n")
+
+
+def write_journal(path: Path, first: datetime, count: int, rnd: random.Random) -> None:
+    with open(path, "w", encoding="utf-8", errors="surrogatepass") as out:
+        for i in range(count):
+            data = " ".join(rnd.choice(WORDS) for _ in range(6))
+            entry = JournalEntry(first + timedelta(seconds=i), "in" if i % 2 else "out",
+                                 f'[2,"m{i}","DataTransfer",{{"vendorId":"x","data":"{data}"}}]')
+            out.write(entry.line() + "\n")
+
+
+def whole_text_archive(snapshot, start, stop, source, log_bytes, journal_bytes) -> dict[str, bytes]:
+    """logs.txt and ocpp-journal.txt as the archive made them before it streamed: every line
+    joined into one text, masked as a whole, encoded."""
+    masker = SecretMasker(snapshot.registry, secrets=lambda: snapshot.secrets, include_registered=False)
+    log_lines = source.excerpt(start, stop or snapshot.created, log_bytes).lines
+    entries = snapshot.journal.read(start, stop or snapshot.created)
+    journal, _ = newest_within((diagnostics.LogLine(e.time, e.line()) for e in entries), journal_bytes)
+    return {name: masker.redact("".join(f"{line}\n" for line in lines)).encode("utf-8", "replace")
+            for name, lines in (("logs.txt", [line.line() for line in log_lines]),
+                                ("ocpp-journal.txt", [line.text for line in journal]))}
+
+
+def test_the_streamed_archive_is_byte_identical_to_masking_the_whole_text(rig, tmp_path: Path):
+    rnd = random.Random(4711)
+    log_file = tmp_path / "stationd.log"
+    write_log(log_file.with_name("stationd.log.1"), T0, 1500, rnd)
+    write_log(log_file, T0 + timedelta(seconds=1500), 1500, rnd)
+    journal_file = tmp_path / "journal" / JOURNAL_FILE
+    journal_file.parent.mkdir()
+    write_journal(journal_file, T0, 2500, rnd)
+    journal = MessageJournal(journal_file, registry=rig.store.registry, load=False)
+    snapshot = diagnostics.take_snapshot(rig, now=T0 + timedelta(days=1))
+    snapshot.journal, snapshot.journal_entries = journal, None
+    records = [(T0 + timedelta(seconds=i), " ".join(rnd.choice(WORDS) for _ in range(8)), i % 8) for i in range(2000)]
+    for start, stop, log_bytes, journal_bytes in [(None, None, 8 << 20, 8 << 20),  # everything
+                                                  (T0 + timedelta(minutes=5), T0 + timedelta(minutes=40), 60_000,
+                                                   50_000)]:  # a window, the oldest lines left out
+        for source in (LogFileLogs(log_file), JournaldLogs(runner=journald(records))):
+            path = diagnostics.write_archive(snapshot, start, stop, tmp_path / "out", log_source=source,
+                                             log_bytes=log_bytes, journal_bytes=journal_bytes)
+            with tarfile.open(path, "r:gz") as tar:
+                members = {m.name.split("/", 1)[1]: m for m in tar.getmembers()}
+                files = {name: tar.extractfile(m).read() for name, m in members.items()}
+            expected = whole_text_archive(snapshot, start, stop, source, log_bytes, journal_bytes)
+            assert files["logs.txt"] == expected["logs.txt"] and files["logs.txt"]
+            assert files["ocpp-journal.txt"] == expected["ocpp-journal.txt"] and files["ocpp-journal.txt"]
+            assert list(members) == ["manifest.json", "logs.txt", "ocpp-journal.txt", "settings.json",
+                                     "hardware.json"]
+            assert all(m.size == len(files[name]) and m.mode == 0o644 and m.uname == "stationd"
+                       for name, m in members.items())
+            manifest = json.loads(files["manifest.json"])
+            for name in ("logs.txt", "ocpp-journal.txt"):
+                assert manifest["files"][name]["bytes"] == len(files[name])
+                assert manifest["files"][name]["sha256"] == hashlib.sha256(files[name]).hexdigest()
+                assert manifest["files"][name]["lines"] == files[name].count(b"\n")
+                assert manifest["files"][name]["truncated"] == (log_bytes < 1 << 20)
+            text = files["logs.txt"].decode()
+            assert "héllo" in text and "😀" in text and "日本語" in text and "ftp://user:***@127.0.0.1/x" in text
+            assert "\ud800" not in text  # a lone surrogate: replaced (journald "?", a file's bytes U+FFFD)
+            assert_no_secret(files, secret_forms("TE-SN4711", TOKEN))
+            assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [path.name]  # no temporary file left
+    journal.close()
+
+
+def test_building_an_archive_from_16_mb_of_logs_keeps_memory_small(rig, tmp_path: Path):
+    """Streamed: log lines and frames are read, masked and written one at a time, so the
+    memory the build takes does not grow with the archive (before: several copies of it)."""
+    rnd = random.Random(16)
+    log_file = tmp_path / "stationd.log"
+    write_log(log_file.with_name("stationd.log.1"), T0, 25_000, rnd)  # ~5 MB each, non-ASCII and secrets
+    write_log(log_file, T0 + timedelta(seconds=25_000), 25_000, rnd)
+    journal_file = tmp_path / "journal" / JOURNAL_FILE
+    journal_file.parent.mkdir()
+    write_journal(journal_file, T0, 40_000, rnd)  # ~6 MB
+    journal = MessageJournal(journal_file, registry=rig.store.registry, load=False)
+    snapshot = diagnostics.take_snapshot(rig, now=T0 + timedelta(days=2))
+    snapshot.journal, snapshot.journal_entries = journal, None
+    logs_size = sum(p.stat().st_size for p in (log_file, log_file.with_name("stationd.log.1"), journal_file))
+    assert logs_size > 15_000_000
+    tracemalloc.start()
+    try:
+        path = diagnostics.write_archive(snapshot, None, None, tmp_path / "out", log_source=LogFileLogs(log_file),
+                                         log_bytes=8 << 20, journal_bytes=4 << 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    journal.close()
+    manifest = json.loads(extract(path)[f"{path.name.removesuffix('.tar.gz')}/manifest.json"])
+    assert manifest["files"]["logs.txt"]["bytes"] > 5_000_000 and manifest["files"]["logs.txt"]["truncated"]
+    assert manifest["files"]["ocpp-journal.txt"]["bytes"] > 2_000_000
+    assert manifest["files"]["ocpp-journal.txt"]["truncated"]
+    assert peak < 4 * 2**20, f"building the archive took {peak / 2**20:.1f} MiB"
 
 
 # ----------------------------------------------------------------------------- GetDiagnostics end to end

@@ -63,6 +63,10 @@ FAULTS = {f.code: f for f in (
     Fault("CableRatingInvalid", CONNECTOR, True, "the cable's proximity resistor is out of range"),
     Fault("TamperDetected", STATION, True, "front door or cover open (TamperDetectionEnabled)"),
     Fault("LocalListConflict", STATION, False, "the backend's answer contradicts its local list"),
+    # Storage (the data directory): see StationCore.storage_failure
+    Fault("StorageFailure", STATION, True, "the data directory cannot be written (disk full or read-only): "
+          "no new session until it can"),
+    Fault("DatabaseReplaced", STATION, False, "the database was corrupt: moved aside, started afresh"),
 )}
 
 

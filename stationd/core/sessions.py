@@ -6,10 +6,17 @@ meter reading, until when and why. The OCPP client turns sessions into transacti
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from ..storage import Database
+from ..storage import Database, StorageError
+
+log = logging.getLogger("stationd.core.sessions")
+
+STORAGE_ERRORS = (sqlite3.Error, StorageError, OSError)  # a write that did not happen
 
 # StopTransaction reasons of OCPP 1.6 (the core uses the same words).
 STOP_REASONS = frozenset({
@@ -46,11 +53,23 @@ class SessionStore:
     latest meter reading of an open session, written at every sample, goes through
     ``progress_db`` when given: a second connection with synchronous=NORMAL, which survives a
     crash of the process (kill -9) and costs no fsync per sample; a power cut may lose the last
-    readings since the previous checkpoint, never a session."""
+    readings since the previous checkpoint, never a session.
+
+    ``on_stop(listener)``: ``listener(closed_session)`` runs inside the SQLite transaction that
+    closes the session, so what it writes through the same database (the OCPP client queues the
+    StopTransaction there) is committed together with the close: a crash can never leave a
+    closed session whose end nobody recorded. A listener that fails to write (a storage error)
+    rolls the close back and the error reaches the caller (who keeps the session's end until
+    storage works again); any other exception of a listener is logged and the session is
+    closed all the same."""
 
     def __init__(self, db: Database, progress_db: Database | None = None):
         self.db = db
         self.progress_db = progress_db or db
+        self._stop_listeners: list[Callable[[Session], None]] = []
+
+    def on_stop(self, listener: Callable[[Session], None]) -> None:
+        self._stop_listeners.append(listener)
 
     def start(self, connector_id: int, id_tag: str, started_at: datetime, meter_start_wh: float) -> Session:
         with self.db.transaction():
@@ -65,14 +84,23 @@ class SessionStore:
              stop_id_tag: str | None = None) -> Session:
         if reason not in STOP_REASONS:
             raise ValueError(f"unknown stop reason {reason!r}")
+        closed = replace(session, stopped_at=stopped_at, meter_stop_wh=meter_stop_wh, last_meter_wh=meter_stop_wh,
+                         stop_reason=reason, stop_id_tag=stop_id_tag)
         with self.db.transaction():
-            self.db.execute(
+            cursor = self.db.execute(
                 "UPDATE sessions SET stopped_at = ?, meter_stop_wh = ?, last_meter_wh = ?, stop_reason = ?, "
                 "stop_id_tag = ? WHERE session_id = ? AND stopped_at IS NULL",
                 (stopped_at.isoformat(), meter_stop_wh, meter_stop_wh, reason, stop_id_tag, session.session_id),
             )
-        return replace(session, stopped_at=stopped_at, meter_stop_wh=meter_stop_wh, last_meter_wh=meter_stop_wh,
-                       stop_reason=reason, stop_id_tag=stop_id_tag)
+            if cursor.rowcount:  # closed now (not before): the listeners record its end with it
+                for listener in self._stop_listeners:
+                    try:
+                        listener(closed)
+                    except STORAGE_ERRORS:
+                        raise  # nothing of the close is written: the caller sees the storage failure
+                    except Exception:
+                        log.exception("session %d: a stop listener failed", session.session_id)
+        return closed
 
     def record_meter(self, session: Session, energy_wh: float) -> Session:
         """Remember the latest reading of an open session (what a power cut would end it with)."""

@@ -9,8 +9,10 @@ OCPP status it is in (``StatusChanged``), and publishes what changed on the even
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from ..config.store import Change, ConfigStore
@@ -21,6 +23,7 @@ from .connector import (
     ControllerState,
     Outputs,
     PendingAuthorization,
+    Status,
     StatusReport,
     connector_status,
     station_status,
@@ -36,6 +39,7 @@ from .events import (
     SessionStarted,
     StatusChanged,
 )
+from ..storage import StorageError
 from ..storage.meta import StationMeta
 from .faults import Scope, fault
 from ..power.allocation import PAUSED_NOT_ENOUGH
@@ -52,6 +56,9 @@ WATCHED_KEYS = ("CsMode", "/power/station/mainsMaxCurrent", "MaxCurrentLimit", "
                 "StopTransactionOnEVSideDisconnect", "GridMaxPower", "GridVoltage", "GridPhaseConnection",
                 "ConnectorPhaseRotation")
 NOT_CHARGING = "no session"
+STORAGE_ERRORS = (sqlite3.Error, StorageError, OSError)
+STORAGE_CHECK_S = 5.0  # the data directory's free space / writability is checked this often
+MIN_FREE_BYTES = 512 * 1024  # below this the data directory counts as full: no new session
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,12 @@ class StationCore:
         self._scheduled_availability: dict[int, bool] = {}
         self._draws = {c: DrawWindow() for c in self.connectors}
         self._allocations: dict[int, Allocation] = {}
+        # Storage policy: while nothing can be recorded (disk full, read-only, write errors) a
+        # running session goes on (its records kept in memory and written once storage works
+        # again), no new one starts, and the free connectors report Faulted / StorageFailure.
+        self.storage_failure: str | None = None
+        self._unwritten: list[Session] = []  # stops (and meter readings) to write when storage is back
+        self._storage_checked = float("-inf")
         store.subscribe(self._on_setting, names=WATCHED_KEYS)
 
     # ---- lifecycle --------------------------------------------------------------------
@@ -110,8 +123,11 @@ class StationCore:
 
     def tick(self) -> None:
         """Expire authorizations nobody plugged in for (ConnectionTimeOut) and reservations
-        nobody came for; call every second."""
+        nobody came for, check the storage; call every second."""
         now = self.clock()
+        if now.timestamp() - self._storage_checked >= STORAGE_CHECK_S:
+            self._storage_checked = now.timestamp()
+            self.check_storage()
         for connector in self.connectors.values():
             reservation = connector.reservation
             if reservation is not None and now >= reservation.expires_at:
@@ -123,6 +139,43 @@ class StationCore:
                          connector.id, connector.pending.id_tag)
                 connector.pending = None
                 self._evaluate(connector)
+
+    # ---- storage -------------------------------------------------------------------------
+
+    def check_storage(self) -> None:
+        """Is the data directory writable with room to spare? Writes what waits when it is."""
+        problem = _storage_problem(self.sessions.db.path.parent)
+        if problem is None and self.storage_failure is not None:
+            try:
+                for session in list(self._unwritten):
+                    self._write_session(session)
+                    self._unwritten.remove(session)
+                self.meta.set("storage_check", self.clock().isoformat())
+            except STORAGE_ERRORS as exc:
+                problem = f"writing still fails: {exc}"
+        if problem is not None:
+            self._storage_failed(problem)
+        elif self.storage_failure is not None:
+            log.warning("storage: the data directory is writable again; new sessions may start")
+            self.storage_failure = None
+            self._evaluate_all()
+
+    def _storage_failed(self, problem: object) -> None:
+        if self.storage_failure is None:
+            log.critical("storage: cannot record anything (%s); running sessions go on, no new session starts "
+                         "(StorageFailure) until the data directory can be written", problem)
+            self.storage_failure = str(problem)
+            self._evaluate_all()
+
+    def _write_session(self, session: Session) -> None:
+        if session.stopped_at is not None:  # the row only: the stop's listeners (OCPP) already heard of it
+            self.sessions.db.execute(
+                "UPDATE sessions SET stopped_at = ?, meter_stop_wh = ?, last_meter_wh = ?, stop_reason = ?, "
+                "stop_id_tag = ? WHERE session_id = ? AND stopped_at IS NULL",
+                (session.stopped_at.isoformat(), session.meter_stop_wh, session.meter_stop_wh, session.stop_reason,
+                 session.stop_id_tag, session.session_id))
+        elif session.last_meter_wh is not None:
+            self.sessions.record_meter(session, session.last_meter_wh)
 
     # ---- inputs from the hardware ----------------------------------------------------
 
@@ -154,7 +207,11 @@ class StationCore:
         connector = self.connectors[connector_id]
         connector.last_energy_wh = sample.energy_import_wh
         if connector.session is not None:  # what a power cut would end the session with
-            connector.session = self.sessions.record_meter(connector.session, sample.energy_import_wh)
+            try:
+                connector.session = self.sessions.record_meter(connector.session, sample.energy_import_wh)
+            except STORAGE_ERRORS as exc:
+                connector.session = replace(connector.session, last_meter_wh=sample.energy_import_wh)
+                self._storage_failed(exc)
             self._draws[connector_id].sample(tuple(sample.current_a), self._now())
             self._check_energy_cap(connector)
         self.bus.publish(MeterSampled(connector_id, sample))
@@ -306,8 +363,18 @@ class StationCore:
 
     def status(self, connector_id: int) -> StatusReport:
         if connector_id == 0:
-            return station_status(self.station_faults, self.operative)
-        return connector_status(self.connectors[connector_id], self.station_faults, self.operative)
+            report = station_status(self.station_faults, self.operative)
+            return self._storage_status(report, None)
+        connector = self.connectors[connector_id]
+        return self._storage_status(connector_status(connector, self.station_faults, self.operative), connector)
+
+    def _storage_status(self, report: StatusReport, connector: Connector | None) -> StatusReport:
+        """No storage: Faulted / StorageFailure, except where a session runs (it may go on)."""
+        if self.storage_failure is None or report.status is Status.FAULTED:
+            return report
+        if connector is not None and connector.session is not None:
+            return report
+        return StatusReport(Status.FAULTED, fault("StorageFailure"))
 
     @property
     def station_faults(self) -> set[str]:
@@ -350,6 +417,8 @@ class StationCore:
     def _refusal(self, connector: Connector, id_tag: str | None = None, parent_id_tag: str | None = None) -> str:
         if connector.session is not None:
             return f"connector {connector.id} is occupied"
+        if self.storage_failure is not None:
+            return f"nothing can be recorded ({self.storage_failure})"
         report = self.status(connector.id)
         if report.status in ("Faulted", "Unavailable"):
             return f"connector {connector.id} is {report.status}"
@@ -368,7 +437,13 @@ class StationCore:
 
     def _start_session(self, connector: Connector, id_tag: str, parent_id_tag: str | None = None) -> None:
         meter = connector.last_energy_wh if connector.last_energy_wh is not None else 0.0
-        connector.session = self.sessions.start(connector.id, id_tag, self.clock(), meter)
+        try:
+            connector.session = self.sessions.start(connector.id, id_tag, self.clock(), meter)
+        except STORAGE_ERRORS as exc:
+            log.error("connector %d: no session for %s: it cannot be recorded (%s)", connector.id, id_tag, exc)
+            connector.pending = None
+            self._storage_failed(exc)
+            return
         self._draws[connector.id].reset()
         connector.session_parent_id_tag = parent_id_tag
         connector.pending = None
@@ -381,7 +456,15 @@ class StationCore:
         session: Session = connector.session  # type: ignore[assignment]
         meter = connector.last_energy_wh if connector.last_energy_wh is not None else (
             session.last_meter_wh if session.last_meter_wh is not None else session.meter_start_wh)
-        closed = self.sessions.stop(session, self.clock(), meter, reason, id_tag)
+        try:
+            closed = self.sessions.stop(session, self.clock(), meter, reason, id_tag)
+        except STORAGE_ERRORS as exc:  # ended all the same; written when storage works again
+            closed = replace(session, stopped_at=self.clock(), meter_stop_wh=meter, last_meter_wh=meter,
+                             stop_reason=reason, stop_id_tag=id_tag)
+            self._unwritten.append(closed)
+            log.error("connector %d: session %d ended (%s) but cannot be recorded yet (%s); kept in memory",
+                      connector.id, session.session_id, reason, exc)
+            self._storage_failed(exc)
         connector.session = None
         connector.session_parent_id_tag = None
         connector.deauthorized_at_wh = None
@@ -518,3 +601,17 @@ class StationCore:
             self._update_tamper()
         self._evaluate_all()
 
+
+
+def _storage_problem(directory) -> str | None:
+    """Why the data directory cannot take new records (read-only, nearly full), or None."""
+    try:
+        stat = os.statvfs(directory)
+    except OSError as exc:
+        return f"cannot check {directory}: {exc.strerror or exc}"
+    if stat.f_flag & os.ST_RDONLY:
+        return f"{directory} is on a read-only file system"
+    free = stat.f_bavail * stat.f_frsize
+    if free < MIN_FREE_BYTES:
+        return f"{directory} is full ({free // 1024} KiB free)"
+    return None

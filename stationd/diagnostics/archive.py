@@ -24,6 +24,15 @@ Building has two halves: :func:`take_snapshot` reads the store, the core and the
 (on the event loop), :func:`write_archive` reads logs and journal files and writes the archive
 (in any thread). :func:`build_archive` does both; :func:`build_archive_async` runs the second
 half in a worker thread.
+
+Streamed, so memory does not grow with the archive: log lines and journal frames are read one
+at a time, each line masked, encoded and written to a temporary file in ``dest_dir`` (the
+manifest, which comes first in the tar, needs every file's size and SHA-256), and the tar
+members are copied from those files in small blocks. A line is masked by itself, which gives
+the same text as masking the whole file (no secret form and no URL password spans a newline).
+Temporary disk space in ``dest_dir`` while building: the log lines kept (up to
+:data:`LOG_BYTES`) plus every journal frame of the window (at most the journal files, about
+10 MB), gone once the archive is written; journald's lines wait in a temporary file there too.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ import json
 import logging
 import re
 import tarfile
+import tempfile
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -46,11 +57,12 @@ from ..config.keys import REGISTRY
 from ..config.registry import Registry
 from ..ocpp_client.journal import JournalEntry, SecretMasker, secret_forms
 from . import sections
-from .log_sources import LogLine, LogSource, NoLogs, default_log_source, newest_within
+from .log_sources import LogSource, NoLogs, default_log_source, stream_of, text_size
 
 log = logging.getLogger("stationd.diagnostics")
 
 ARCHIVE_SUFFIX = "-diagnostics.tar.gz"
+COPY_CHUNK = 64 * 1024
 FORMAT = "stationd-diagnostics/1"
 LOG_BYTES = 8 * 1024 * 1024
 JOURNAL_BYTES = 8 * 1024 * 1024
@@ -124,40 +136,44 @@ def write_archive(snapshot: Snapshot, start: datetime | None, stop: datetime | N
     masker = SecretMasker(snapshot.registry, secrets=lambda: snapshot.secrets, include_registered=False)
     problems = list(snapshot.problems)
     files: dict[str, dict[str, Any]] = {}
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
 
-    excerpt = source.excerpt(start, stop, log_bytes)
-    if excerpt.problem:
-        problems.append(f"logs: {excerpt.problem}")
-    log_text = _lines_text(line.line() for line in excerpt.lines)
-    files["logs.txt"] = {"lines": len(excerpt.lines), "truncated": excerpt.truncated, "source": source.description}
+    with tempfile.TemporaryFile(dir=dest_dir, prefix=".logs-") as log_file, \
+            tempfile.TemporaryFile(dir=dest_dir, prefix=".journal-") as journal_file:
+        stream = stream_of(source, start, stop, log_bytes, spool_dir=dest_dir)
+        log_part = _Part(log_file)
+        log_part.write_lines((line.line() for line in stream), masker)
+        if stream.problem:
+            problems.append(f"logs: {stream.problem}")
+        files["logs.txt"] = {"lines": log_part.lines, "truncated": stream.truncated, "source": source.description}
 
-    entries, journal_truncated = _journal_lines(snapshot, start, stop, journal_bytes)
-    files["ocpp-journal.txt"] = {"lines": len(entries), "truncated": journal_truncated}
-    journal_text = _lines_text(entries)
+        journal_part, journal_truncated = _journal_part(snapshot, start, stop, journal_bytes, masker, journal_file)
+        files["ocpp-journal.txt"] = {"lines": journal_part.lines, "truncated": journal_truncated}
 
-    contents = {
-        "logs.txt": log_text,
-        "ocpp-journal.txt": journal_text,
-        "settings.json": _json({"keys": snapshot.settings}),
-        "hardware.json": _json({**snapshot.hardware, "ocpp": snapshot.ocpp}) if isinstance(snapshot.hardware, dict)
-        else _json(snapshot.hardware),
-    }
-    data = {name: masker.redact(text).encode("utf-8", "replace") for name, text in contents.items()}
-    for name, blob in data.items():
-        files.setdefault(name, {}).update({"bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()})
-    manifest = {
-        "format": FORMAT,
-        "fileName": snapshot.name,
-        "created": _iso(snapshot.created),
-        "station": snapshot.identity,
-        "window": {"startTime": _iso(start) if start else None, "stopTime": _iso(stop)},
-        "logSource": source.description,
-        "files": files,
-        "secrets": "removed: settings carry no secret value; journal and log lines are masked (***)",
-        "problems": problems,
-    }
-    data = {"manifest.json": masker.redact(_json(manifest)).encode(), **data}
-    return _write_tar(Path(dest_dir), snapshot.name, data, snapshot.created)
+        parts = {
+            "logs.txt": log_part,
+            "ocpp-journal.txt": journal_part,
+            "settings.json": _Part.of(masker.redact(_json({"keys": snapshot.settings}))),
+            "hardware.json": _Part.of(masker.redact(
+                _json({**snapshot.hardware, "ocpp": snapshot.ocpp}) if isinstance(snapshot.hardware, dict)
+                else _json(snapshot.hardware))),
+        }
+        for name, part in parts.items():
+            files.setdefault(name, {}).update({"bytes": part.size, "sha256": part.sha256.hexdigest()})
+        manifest = {
+            "format": FORMAT,
+            "fileName": snapshot.name,
+            "created": _iso(snapshot.created),
+            "station": snapshot.identity,
+            "window": {"startTime": _iso(start) if start else None, "stopTime": _iso(stop)},
+            "logSource": source.description,
+            "files": files,
+            "secrets": "removed: settings carry no secret value; journal and log lines are masked (***)",
+            "problems": problems,
+        }
+        parts = {"manifest.json": _Part.of(masker.redact(_json(manifest)), encoding_errors="strict"), **parts}
+        return _write_tar(dest_dir, snapshot.name, parts, snapshot.created)
 
 
 def build_archive(station: Any, start: datetime | None, stop: datetime | None, dest_dir: Path, *,
@@ -198,22 +214,77 @@ def _source(log_source: LogSource | None) -> LogSource:
     return log_source if log_source is not None else default_log_source()
 
 
-def _journal_lines(snapshot: Snapshot, start: datetime | None, stop: datetime | None,
-                   max_bytes: int) -> tuple[list[str], bool]:
+class _Part:
+    """One file of the archive: its bytes in ``file`` from ``offset`` on (``size`` of them),
+    their SHA-256 and how many lines they hold."""
+
+    def __init__(self, file: Any):
+        self.file, self.offset, self.size, self.lines = file, 0, 0, 0
+        self.sha256 = hashlib.sha256()
+
+    @classmethod
+    def of(cls, text: str, encoding_errors: str = "replace") -> _Part:
+        """A small file (settings, hardware, manifest), in memory."""
+        part = cls(io.BytesIO(text.encode("utf-8", encoding_errors)))
+        part.size = len(part.file.getvalue())
+        part.sha256.update(part.file.getvalue())
+        return part
+
+    def write_lines(self, lines: Iterable[str], masker: SecretMasker) -> None:
+        """Each line masked, encoded and appended (with its newline)."""
+        for line in lines:
+            blob = _encoded(line, masker)
+            self.file.write(blob)
+            self.sha256.update(blob)
+            self.size += len(blob)
+            self.lines += 1
+
+    def rehash(self) -> None:
+        """The SHA-256 of the bytes from ``offset`` on, read back in small blocks."""
+        self.sha256 = hashlib.sha256()
+        self.file.seek(self.offset)
+        while chunk := self.file.read(COPY_CHUNK):
+            self.sha256.update(chunk)
+
+    def rewind(self) -> None:
+        self.file.flush()
+        self.file.seek(self.offset)
+
+
+def _encoded(line: str, masker: SecretMasker) -> bytes:
+    return f"{masker.redact(line)}\n".encode("utf-8", "replace")
+
+
+def _journal_part(snapshot: Snapshot, start: datetime | None, stop: datetime | None, max_bytes: int,
+                  masker: SecretMasker, file: Any) -> tuple[_Part, bool]:
+    """The journal frames of the window, newest that fit ``max_bytes`` (as :func:`newest_within`
+    counts): every frame of the window is written to ``file``, then the part starts at the
+    first one kept. Memory: two numbers a frame."""
+    part = _Part(file)
     if snapshot.journal_entries is not None:
-        entries: Iterable[JournalEntry] = [e for e in snapshot.journal_entries
-                                           if (start is None or e.time >= start) and e.time <= stop]
+        entries: Iterable[JournalEntry] = (e for e in snapshot.journal_entries
+                                           if (start is None or e.time >= start) and e.time <= stop)
     elif snapshot.journal is not None:
         entries = snapshot.journal.read(start, stop)
     else:
-        return [], False
-    # Reuse the log budget helper: a journal line is a LogLine of the same shape.
-    kept, truncated = newest_within((LogLine(e.time, e.line()) for e in entries), max_bytes)
-    return [line.text for line in kept], truncated
-
-
-def _lines_text(lines: Iterable[str]) -> str:
-    return "".join(f"{line}\n" for line in lines)
+        return part, False
+    budget, written = array("L"), array("L")  # per frame: its size as the budget counts it, its bytes here
+    for entry in entries:
+        text = entry.line()
+        budget.append(text_size(text))
+        blob = _encoded(text, masker)
+        file.write(blob)
+        written.append(len(blob))
+    left, dropped = sum(budget), 0
+    while dropped < len(budget) and left > max_bytes:  # the oldest out until the newest fit
+        left -= budget[dropped]
+        part.offset += written[dropped]
+        dropped += 1
+    part.lines = len(budget) - dropped
+    part.size = file.tell() - part.offset
+    file.flush()
+    part.rehash()
+    return part, dropped > 0
 
 
 def _json(value: Any) -> str:
@@ -224,18 +295,19 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _write_tar(dest_dir: Path, name: str, files: dict[str, bytes], created: datetime) -> Path:
+def _write_tar(dest_dir: Path, name: str, parts: dict[str, _Part], created: datetime) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     final = dest_dir / name
     partial = dest_dir / f"{name}.part"
     base = name.removesuffix(".tar.gz")
     try:
         with tarfile.open(partial, "w:gz", format=tarfile.PAX_FORMAT) as archive:
-            for member, blob in files.items():
+            for member, part in parts.items():
                 info = tarfile.TarInfo(f"{base}/{member}")
-                info.size, info.mtime, info.mode = len(blob), int(created.timestamp()), 0o644
+                info.size, info.mtime, info.mode = part.size, int(created.timestamp()), 0o644
                 info.uname = info.gname = "stationd"
-                archive.addfile(info, io.BytesIO(blob))
+                part.rewind()
+                archive.addfile(info, part.file)  # copied in blocks of tarfile's buffer size
         partial.replace(final)
     except BaseException:
         partial.unlink(missing_ok=True)

@@ -18,10 +18,17 @@ runs, so there are three sources, all giving :class:`LogLine` objects in a time 
 :func:`default_log_source` picks journald when the daemon runs under systemd (``JOURNAL_STREAM``
 set) and ``journalctl`` exists, else the ring. Every source applies the log redaction of
 :mod:`stationd.logs`; the archive redacts everything once more before writing it.
+
+Two ways to read a source: :meth:`~LogSource.stream` gives a :class:`LogStream`, the lines read
+one at a time as it is iterated (what the archive uses: its memory does not grow with the
+window), :meth:`~LogSource.excerpt` a :class:`LogExcerpt` holding them all in a list. A log file
+is read twice (once to size the window, once for the newest lines that fit); journald's lines,
+which come newest first, wait in a temporary file (``spool_dir``) to be given oldest first.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -29,7 +36,9 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -68,18 +77,57 @@ class LogExcerpt:
     problem: str | None = None  # the source could not be read (fully)
 
 
+class LogStream:
+    """The lines of a window within the size budget, oldest first, read as they are iterated
+    (once). ``truncated`` (older lines were left out) and ``problem`` are final once the
+    iteration has ended."""
+
+    def __init__(self, produce: Callable[[LogStream], Iterator[LogLine]] | None = None, *,
+                 truncated: bool = False, problem: str | None = None):
+        self.truncated, self.problem = truncated, problem
+        self._produce = produce
+
+    def __iter__(self) -> Iterator[LogLine]:
+        produce, self._produce = self._produce, None
+        if produce is not None:
+            yield from produce(self)
+
+    @classmethod
+    def of(cls, excerpt: LogExcerpt) -> LogStream:
+        lines = excerpt.lines
+        return cls(lambda _stream: iter(lines), truncated=excerpt.truncated, problem=excerpt.problem)
+
+    def excerpt(self) -> LogExcerpt:
+        lines = list(self)
+        return LogExcerpt(lines, self.truncated, self.problem)
+
+
 class LogSource(Protocol):
     description: str
 
     def excerpt(self, start: datetime | None, stop: datetime | None, max_bytes: int) -> LogExcerpt: ...
 
 
+def stream_of(source: LogSource, start: datetime | None, stop: datetime | None, max_bytes: int, *,
+              spool_dir: Path | None = None) -> LogStream:
+    """``source.stream(...)``; for a source that only has ``excerpt`` (all lines in a list), that."""
+    stream = getattr(source, "stream", None)
+    if stream is not None:
+        return stream(start, stop, max_bytes, spool_dir=spool_dir)
+    return LogStream.of(source.excerpt(start, stop, max_bytes))
+
+
 def _inside(moment: datetime, start: datetime | None, stop: datetime | None) -> bool:
     return (start is None or moment >= start) and (stop is None or moment <= stop)
 
 
+def text_size(text: str) -> int:
+    """What a line of ``text`` counts against the size budget."""
+    return len(text.encode("utf-8", "replace")) + 29  # the time stamp, a space, the newline
+
+
 def _size(line: LogLine) -> int:
-    return len(line.text.encode("utf-8", "replace")) + 29  # the time stamp, a space, the newline
+    return text_size(line.text)
 
 
 def newest_within(lines: Iterable[LogLine], max_bytes: int) -> tuple[list[LogLine], bool]:
@@ -132,28 +180,51 @@ class JournaldLogs:
         return argv
 
     def excerpt(self, start: datetime | None, stop: datetime | None, max_bytes: int) -> LogExcerpt:
-        newest_first: list[LogLine] = []
-        used, truncated, problem = 0, False, None
-        try:
-            output = self.runner(self.command(start, stop))
+        return self.stream(start, stop, max_bytes).excerpt()
+
+    def stream(self, start: datetime | None, stop: datetime | None, max_bytes: int, *,
+               spool_dir: Path | None = None) -> LogStream:
+        """The lines come newest first: they wait in a temporary file in ``spool_dir`` (at most
+        ``max_bytes`` of them) and are given back from its end."""
+        return LogStream(lambda stream: self._lines(stream, start, stop, max_bytes, spool_dir))
+
+    def _lines(self, stream: LogStream, start: datetime | None, stop: datetime | None, max_bytes: int,
+               spool_dir: Path | None) -> Iterator[LogLine]:
+        lengths = array("L")  # of the records in the spool, newest first
+        used = 0
+        with tempfile.TemporaryFile(dir=spool_dir, prefix=".journald-") as spool:
             try:
-                for raw in output:
-                    line = _journal_line(raw)
-                    if line is None or not _inside(line.time, start, stop):
-                        continue
-                    if used + _size(line) > max_bytes:
-                        truncated = True
-                        break
-                    newest_first.append(line)
-                    used += _size(line)
-            finally:
-                close = getattr(output, "close", None)
-                if close is not None:
-                    close()
-        except (OSError, subprocess.SubprocessError) as exc:
-            problem = f"journalctl failed: {exc}"
-        newest_first.reverse()
-        return LogExcerpt(newest_first, truncated, problem)
+                output = self.runner(self.command(start, stop))
+                try:
+                    for raw in output:
+                        line = _journal_line(raw)
+                        if line is None or not _inside(line.time, start, stop):
+                            continue
+                        if used + _size(line) > max_bytes:
+                            stream.truncated = True
+                            break
+                        lengths.append(spool.write(_spooled(line)))
+                        used += _size(line)
+                finally:
+                    close = getattr(output, "close", None)
+                    if close is not None:
+                        close()
+            except (OSError, subprocess.SubprocessError) as exc:
+                stream.problem = f"journalctl failed: {exc}"
+            end = spool.tell()
+            for length in reversed(lengths):
+                end -= length
+                spool.seek(end)
+                yield _unspooled(spool.read(length))
+
+
+def _spooled(line: LogLine) -> bytes:
+    return f"{line.time.isoformat()} {line.text}".encode("utf-8", "surrogatepass")
+
+
+def _unspooled(record: bytes) -> LogLine:
+    stamp, _, text = record.decode("utf-8", "surrogatepass").partition(" ")
+    return LogLine(datetime.fromisoformat(stamp), text)
 
 
 def _journal_line(raw: bytes) -> LogLine | None:
@@ -180,31 +251,80 @@ class LogFileLogs:
         self.description = f"log file {self.path}"
 
     def excerpt(self, start: datetime | None, stop: datetime | None, max_bytes: int) -> LogExcerpt:
+        return self.stream(start, stop, max_bytes).excerpt()
+
+    def stream(self, start: datetime | None, stop: datetime | None, max_bytes: int, *,
+               spool_dir: Path | None = None) -> LogStream:
+        """Two passes over the files, kept open in between (a rotation meanwhile renames, it
+        does not change them; lines appended meanwhile are left out): the first adds up the
+        window's size, the second skips the oldest lines until the rest fits ``max_bytes``."""
         files = [p for p in (self.path.with_name(self.path.name + ".1"), self.path) if p.exists()]
         if not files:
-            return LogExcerpt([], problem=f"{self.path} does not exist")
-        lines, truncated = newest_within(
-            (line for path in files for line in self._read(path) if _inside(line.time, start, stop)), max_bytes)
-        return LogExcerpt(lines, truncated)
+            return LogStream(problem=f"{self.path} does not exist")
+        return LogStream(lambda stream: self._lines(stream, files, start, stop, max_bytes))
+
+    def _lines(self, stream: LogStream, files: list[Path], start: datetime | None, stop: datetime | None,
+               max_bytes: int) -> Iterator[LogLine]:
+        handles = []
+        try:
+            for path in files:
+                try:
+                    handles.append(open(path, encoding="utf-8", errors="replace"))  # noqa: SIM115 - closed below
+                except FileNotFoundError:  # rotated away since
+                    continue
+            counts, total = [], 0
+            for handle in handles:
+                raw_lines = _Counted(handle)
+                total += sum(_size(line) for line in self._parse(raw_lines) if _inside(line.time, start, stop))
+                counts.append(raw_lines.count)
+            for handle, count in zip(handles, counts):
+                handle.seek(0)
+                for line in self._parse(itertools.islice(handle, count)):
+                    if not _inside(line.time, start, stop):
+                        continue
+                    if total > max_bytes:  # what is left from here on does not fit: older than kept
+                        total -= _size(line)
+                        stream.truncated = True
+                        continue
+                    yield line
+        finally:
+            for handle in handles:
+                handle.close()
 
     @staticmethod
     def _read(path: Path) -> Iterator[LogLine]:
-        last: datetime | None = None
         with open(path, encoding="utf-8", errors="replace") as source:
-            for raw in source:
-                raw = raw.rstrip("\n")
-                match = _STAMP_RE.match(raw)
-                moment = None
-                if match:
-                    try:
-                        moment = datetime.fromisoformat(match.group(1).replace("Z", "+00:00"))
-                    except ValueError:
-                        moment = None
-                if moment is not None:
-                    last = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-                    yield LogLine(last, match.group(2))
-                elif last is not None and raw:  # a line without a time stamp continues the one before
-                    yield LogLine(last, raw)
+            yield from LogFileLogs._parse(source)
+
+    @staticmethod
+    def _parse(source: Iterable[str]) -> Iterator[LogLine]:
+        last: datetime | None = None
+        for raw in source:
+            raw = raw.rstrip("\n")
+            match = _STAMP_RE.match(raw)
+            moment = None
+            if match:
+                try:
+                    moment = datetime.fromisoformat(match.group(1).replace("Z", "+00:00"))
+                except ValueError:
+                    moment = None
+            if moment is not None:
+                last = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+                yield LogLine(last, match.group(2))
+            elif last is not None and raw:  # a line without a time stamp continues the one before
+                yield LogLine(last, raw)
+
+
+class _Counted:
+    """The lines of a text file, counting how many were read."""
+
+    def __init__(self, lines: Iterable[str]):
+        self._lines, self.count = iter(lines), 0
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self._lines:
+            self.count += 1
+            yield line
 
 
 # ---- in memory -----------------------------------------------------------------------------
@@ -244,6 +364,11 @@ class LogRing(logging.Handler):
                                          max_bytes)
         return LogExcerpt(lines, truncated)
 
+    def stream(self, start: datetime | None, stop: datetime | None, max_bytes: int, *,
+               spool_dir: Path | None = None) -> LogStream:
+        """The ring is in memory already (at most :data:`RING_CHARS`): its excerpt, one line at a time."""
+        return LogStream.of(self.excerpt(start, stop, max_bytes))
+
 
 _ring: LogRing | None = None
 
@@ -269,6 +394,10 @@ class NoLogs:
 
     def excerpt(self, start: datetime | None, stop: datetime | None, max_bytes: int) -> LogExcerpt:
         return LogExcerpt([], problem="no log source available")
+
+    def stream(self, start: datetime | None, stop: datetime | None, max_bytes: int, *,
+               spool_dir: Path | None = None) -> LogStream:
+        return LogStream(problem="no log source available")
 
 
 def default_log_source(environ: Mapping[str, str] = os.environ,

@@ -43,6 +43,13 @@ CONTROLLER_IMAGE = re.compile(r"controller-(?P<model>[A-Za-z0-9._+-]+)\.bin")
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 DIGEST_LINE = re.compile(r"(?P<hex>[0-9a-fA-F]{64})(?:[ \t]+\*?manifest\.json)?[ \t]*\r?\n?")
 
+# A package is written in ustar format (no extended headers); a GNU long-name or pax header is
+# accepted up to this size. tarfile reads such a header whole into memory, so a huge one would
+# be a memory bomb; it is refused from its size field, before its data is read.
+MAX_EXTENDED_HEADER = 64 * 1024
+_EXTENDED_TYPES = frozenset({tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
+                             tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE})
+
 CORRUPTED = "corrupted"
 WRONG_MODEL = "wrong_model"
 UNSAFE = "unsafe"
@@ -387,7 +394,7 @@ class _open:
                 magic = file.read(2)
             if magic == b"\x1f\x8b":
                 raise PackageError(CORRUPTED, "the file is gzip-compressed; a package is an uncompressed tar archive")
-            self.archive = tarfile.open(self.path, mode="r:")
+            self.archive = tarfile.open(self.path, mode="r:", tarinfo=_BoundedTarInfo)
         except OSError as problem:
             raise PackageError(CORRUPTED, f"cannot read {self.path}: {problem.strerror or problem}") from None
         except (tarfile.TarError, EOFError, ValueError, UnicodeError) as problem:
@@ -400,6 +407,22 @@ class _open:
                 isinstance(problem, OSError) and not isinstance(problem, PackageError)):
             raise PackageError(CORRUPTED, f"the archive is damaged or truncated: {problem}") from None
         return False
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A member header that refuses an extended header (GNU long name, pax) over
+    :data:`MAX_EXTENDED_HEADER` before tarfile reads its data into memory."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _EXTENDED_TYPES and self.size > MAX_EXTENDED_HEADER:
+            raise PackageError(UNSAFE, f"an extended tar header (type {self.type!r}) of {self.size} bytes; at most "
+                                       f"{MAX_EXTENDED_HEADER} are accepted")
+        return super()._proc_member(tarfile_)
+
+
+def _shown(name: str, longest: int = 120) -> str:
+    """A member name for a message: repr, clipped (a name can be up to 64 KiB long)."""
+    return repr(name) if len(name) <= longest else repr(name[:longest]) + f"… ({len(name)} characters)"
 
 
 def _members(archive: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
@@ -416,22 +439,22 @@ def _members(archive: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
 def _check_member(member: tarfile.TarInfo, seen: set[str]) -> None:
     name = member.name
     if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name):
-        raise PackageError(UNSAFE, f"absolute name {name!r} in the archive")
+        raise PackageError(UNSAFE, f"absolute name {_shown(name)} in the archive")
     if ".." in re.split(r"[/\\]", name):
-        raise PackageError(UNSAFE, f"name {name!r} leaves the package directory ('..')")
+        raise PackageError(UNSAFE, f"name {_shown(name)} leaves the package directory ('..')")
     if member.issym() or member.islnk():
-        raise PackageError(UNSAFE, f"{name!r} is a {'symbolic' if member.issym() else 'hard'} link")
+        raise PackageError(UNSAFE, f"{_shown(name)} is a {'symbolic' if member.issym() else 'hard'} link")
     if member.isdev():
-        raise PackageError(UNSAFE, f"{name!r} is a device or FIFO")
+        raise PackageError(UNSAFE, f"{_shown(name)} is a device or FIFO")
     if member.isdir():
-        raise PackageError(UNSAFE, f"{name!r} is a directory (a package holds flat files only)")
+        raise PackageError(UNSAFE, f"{_shown(name)} is a directory (a package holds flat files only)")
     if not member.isreg() or member.type == tarfile.GNUTYPE_SPARSE or member.issparse():
-        raise PackageError(UNSAFE, f"{name!r} is not a regular file (tar type {member.type!r})")
+        raise PackageError(UNSAFE, f"{_shown(name)} is not a regular file (tar type {member.type!r})")
     if name not in (MANIFEST_NAME, DIGEST_NAME) and not PAYLOAD_NAME.fullmatch(name):
-        raise PackageError(UNSAFE, f"name {name!r} is not allowed in a package (flat names of "
+        raise PackageError(UNSAFE, f"name {_shown(name)} is not allowed in a package (flat names of "
                                    "A–Z a–z 0–9 . _ + - only)")
     if name.lower() in seen:
-        raise PackageError(UNSAFE, f"{name!r} appears twice in the archive")
+        raise PackageError(UNSAFE, f"{_shown(name)} appears twice in the archive")
     seen.add(name.lower())
 
 

@@ -29,11 +29,14 @@ from .evse_protocol import (
     LinkError,
     LockState,
     RequestHello,
+    Reset,
+    ResetKind,
     SetContactor,
     SetCurrent,
     SetLock,
     Status,
 )
+from .evse_protocol.enums import FAULT_BY_NAME
 from .evse_protocol.timing import CONTROLLER_SILENCE_S, HEARTBEAT_PERIOD_S
 
 log = logging.getLogger("stationd.hw.controller")
@@ -41,6 +44,7 @@ log = logging.getLogger("stationd.hw.controller")
 # Protocol fault bits whose core fault code differs (the rest carry the same name).
 FAULT_CODES = {"PpInvalid": "CableRatingInvalid"}
 RESEND_S = 10.0  # the outputs are sent again this often, whatever happened
+CLEAR_FAULTS_S = 5.0  # latched faults with no vehicle plugged in: Reset(CLEAR_FAULTS) at most this often
 
 OpenLink = Callable[[], Awaitable[object]]  # -> SerialLink | CanLink
 
@@ -68,6 +72,8 @@ class ControllerDriver:
         self.last_status: Status | None = None
         self.boot_status: asyncio.Queue[BootStatus] = asyncio.Queue()
         self._outputs_changed = asyncio.Event()
+        self._clear_faults = asyncio.Event()
+        self._cleared_at = -CLEAR_FAULTS_S
         self._link = None
         self.core.bus.subscribe(self._on_outputs, OutputsChanged)
 
@@ -113,7 +119,8 @@ class ControllerDriver:
         # A firmware update cut short (link lost, station restarted) would leave the controller
         # refusing to charge (BUSY): discard it; an idle bootloader just answers IDLE.
         await link.send(BootAbort())
-        tasks = [asyncio.create_task(self._heartbeats(link)), asyncio.create_task(self._push_outputs(link))]
+        tasks = [asyncio.create_task(self._heartbeats(link)), asyncio.create_task(self._push_outputs(link)),
+                 asyncio.create_task(self._clear_latched(link))]
         try:
             while True:
                 async with asyncio.timeout(CONTROLLER_SILENCE_S):
@@ -133,6 +140,7 @@ class ControllerDriver:
             if self.last_status is None or restarted or "HeartbeatTimeout" in message.faults:
                 self._outputs_changed.set()  # the controller lost what we told it: tell it again
             self.last_status = message
+            self._check_latched(message)
             if self.hello is not None:
                 state, faults = controller_state(message)
                 self.core.controller_state(self.connector_id, state, faults)
@@ -150,6 +158,8 @@ class ControllerDriver:
                 log.warning("connector %d: controller refused %s: %s", self.connector_id,
                             message.command_type.name, message.reason.name)
         elif isinstance(message, Event):
+            if message.code is EventCode.BOOTED:  # restarted (however briefly): it lost our outputs
+                self._outputs_changed.set()
             level = logging.DEBUG if message.code is EventCode.CP_STATE_CHANGED else logging.INFO
             log.log(level, "connector %d: controller event %s (%d)", self.connector_id, message.code.name, message.value)
         elif isinstance(message, BootStatus):
@@ -179,6 +189,25 @@ class ControllerDriver:
                 await link.send(SetLock(outputs.locked))
             if outputs.contactor:
                 await link.send(SetContactor(True))
+
+    def _check_latched(self, status: Status) -> None:
+        """A latched fault (RCD, over-current, welded contactor …) stays until the station clears
+        it. The station asks only once the vehicle is gone (CP A): the controller clears what
+        is no longer caused, the next vehicle may charge; the one that tripped it is never
+        re-energized automatically."""
+        latched = [name for name in status.faults if name in FAULT_BY_NAME and FAULT_BY_NAME[name].latched
+                   and name != "TamperDetected"]  # the door: a technician's matter (service mode)
+        loop = asyncio.get_running_loop()
+        if latched and status.cp_state.name == "A" and loop.time() - self._cleared_at >= CLEAR_FAULTS_S:
+            self._cleared_at = loop.time()
+            log.info("connector %d: vehicle gone; clearing latched faults %s", self.connector_id, ", ".join(latched))
+            self._clear_faults.set()
+
+    async def _clear_latched(self, link) -> None:
+        while True:
+            await self._clear_faults.wait()
+            self._clear_faults.clear()
+            await link.send(Reset(ResetKind.CLEAR_FAULTS))
 
     def _lock_fitted(self) -> bool:
         return self.last_status is None or self.last_status.lock_state is not LockState.NOT_FITTED

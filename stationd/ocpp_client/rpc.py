@@ -67,6 +67,9 @@ unknown action                                  NotImplemented
 (``BootNotification`` sent to the station)      the receiver")
 known action, payload not an object / breaks    the schema code (see
 its schema                                      :mod:`~stationd.ocpp_client.schemas`)
+known action, a string with a lone surrogate    TypeConstraintViolation (``"\\ud800"`` is JSON but
+escape (``"\\ud800"``)                            no Unicode string; it used to reach the handler
+                                                and fail as InternalError, e.g. in SQLite)
 handler raises NotImplementedError              NotSupported
 handler fails, is slower than handler_timeout,  InternalError (only for the station's own
 or returns an invalid response                  faults)
@@ -172,6 +175,8 @@ _MAX_INT = 2**63 - 1
 _ID_SCAN_CHARS = 1024
 _CALL_ID_RE = re.compile(r'^\s*\[\s*2\s*,\s*"([^"\\]{0,255})"')
 _ANSWER_ID_RE = re.compile(r'^\s*\[\s*([34])\s*,\s*"([^"\\]{0,255})"')
+_SURROGATE_ESCAPE_RE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _SECRET_NAME_RE = re.compile(r"password|passwd|secret|psk|privatekey|authorizationkey|authkey|apikey", re.IGNORECASE)
 _LOG_PAYLOAD_CHARS = 300
 _MAX_DESCRIPTION = 255
@@ -235,6 +240,22 @@ def _parse_constant(name: str) -> Any:
 
 def _loads(text: str) -> Any:
     return json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a string (or object key) in a parsed value holds a lone UTF-16 surrogate."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE_RE.search(node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def _dumps(message: list) -> str:
@@ -449,10 +470,11 @@ class RpcEndpoint:
             return
         uid: str = message[1]
         too_deep = schemas.nesting_depth(message, MAX_NESTING) > MAX_NESTING
+        surrogates = "\\u" in frame and _SURROGATE_ESCAPE_RE.search(frame) is not None  # then look closer
         if type_id == CALL:
-            self._on_call(uid, message, too_deep)
+            self._on_call(uid, message, too_deep, surrogates)
         else:
-            self._on_answer(type_id, uid, message, too_deep)
+            self._on_answer(type_id, uid, message, too_deep, surrogates)
 
     def _refuse_unparsed(self, frame: str, code: str, description: str) -> None:
         """A frame we do not parse: answer a CALL whose id is readable at the frame start, fail
@@ -473,7 +495,7 @@ class RpcEndpoint:
             return
         self._ignore("%s, no usable id: %r", description, frame[:32])
 
-    def _on_call(self, uid: str, message: list, too_deep: bool) -> None:
+    def _on_call(self, uid: str, message: list, too_deep: bool, surrogates: bool = False) -> None:
         self.stats.calls_received += 1
         action = message[2] if len(message) > 2 else None
         if self._log.isEnabledFor(logging.DEBUG):
@@ -491,12 +513,12 @@ class RpcEndpoint:
         elif too_deep:
             problem = ("FormationViolation", f"nested deeper than {MAX_NESTING} levels")
         else:
-            self._spawn(self._serve(uid, action, message[3]))
+            self._spawn(self._serve(uid, action, message[3], surrogates))
             return
         self._log.warning("<- CALL %s refused: %s", uid, problem[1])
         self._spawn(self._send_error(uid, action if isinstance(action, str) else "?", *problem))
 
-    def _on_answer(self, type_id: int, uid: str, message: list, too_deep: bool) -> None:
+    def _on_answer(self, type_id: int, uid: str, message: list, too_deep: bool, surrogates: bool = False) -> None:
         name = _TYPE_NAMES[type_id]
         pending = self._pending
         if pending is None or pending.uid != uid or pending.future.done():
@@ -513,6 +535,9 @@ class RpcEndpoint:
                 self._settle(pending, error=CallError(
                     "FormationViolation", f"response malformed CALLRESULT ({len(message)} elements, payload "
                                           f"{'an object' if has_object else 'missing or not an object'})"))
+            elif surrogates and _has_lone_surrogate(message[2]):
+                self._settle(pending, error=CallError("TypeConstraintViolation",
+                                                      "response holds a lone UTF-16 surrogate (not a Unicode string)"))
             else:
                 self._settle(pending, result=message[2])
         else:
@@ -538,7 +563,7 @@ class RpcEndpoint:
 
     # --- answering ------------------------------------------------------------------------
 
-    async def _serve(self, uid: str, action: str, payload: Any) -> None:
+    async def _serve(self, uid: str, action: str, payload: Any, surrogates: bool = False) -> None:
         if action not in KNOWN_ACTIONS:
             if action in STATION_ACTIONS:
                 await self._send_error(uid, action, "NotSupported",
@@ -551,6 +576,11 @@ class RpcEndpoint:
         if violation is not None:
             self._log.warning("<- %s %s refused: %s %s", action, uid, violation.code, violation.description)
             await self._send_error(uid, action, violation.code, violation.description, violation.details)
+            return
+        if surrogates and _has_lone_surrogate(payload):
+            self._log.warning("<- %s %s refused: a string holds a lone surrogate", action, uid)
+            await self._send_error(uid, action, "TypeConstraintViolation",
+                                   f"{action}: a string holds a lone UTF-16 surrogate (not a Unicode string)")
             return
         schemas.round_incoming(schemas.REQUEST, action, payload)
         outcome = await self._run_handler(uid, action, payload)

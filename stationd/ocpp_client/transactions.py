@@ -59,14 +59,20 @@ Decisions
   StopTxnAlignedData are both empty (or nothing was recorded).
 * **StopTransaction** {meterStop (whole Wh), timestamp, idTag = the idTag that stopped it
   (left out when nobody presented one: EV disconnected, reset, power loss...), reason (left
-  out when Local), transactionData}, enqueued with the session id at SessionEnded.
+  out when Local), transactionData}, enqueued with the session id when the session is closed:
+  inside the SQLite transaction that closes it (``SessionStore.on_stop``; a core without one:
+  at SessionEnded), so the close and the queued StopTransaction (or its journal entry while it
+  waits for a signed reading) are on disk together or not at all. When storage fails, the
+  close is rolled back with it; the core then ends the session in memory and publishes
+  SessionEnded, and the StopTransaction is kept in memory and queued again every
+  ``UNQUEUED_RETRY_S`` until storage takes it (lost only if the process dies meanwhile).
 * **Signed readings** (``signed``: a SignedMeterSource): fetched at SessionStarted
   (Transaction.Begin) and SessionEnded (Transaction.End) and added as SignedData next to the
   Raw register value of Begin/End (so only when StopTxnSampledData has
   Energy.Active.Import.Register, the default). Waiting for the End reading (at most
   ``signed_timeout`` s) delays the StopTransaction; meanwhile the unsigned StopTransaction is
-  journaled in station_meta and enqueued at the next start should the process die (a crash
-  between queueing it and clearing the journal sends it twice, never zero times). When
+  journaled in station_meta (in the commit that closes the session) and enqueued at the next
+  start should the process die (queueing it and clearing the journal are one commit). When
   ``run()`` is not running (shutdown) or the stop is a PowerLoss (the reading now is not the
   session's end), the StopTransaction goes out at once without the End signature.
 * A stop of a session whose StartTransaction this process did not enqueue (a power cut between
@@ -83,7 +89,9 @@ Decisions
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 import zoneinfo
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -93,6 +101,7 @@ from typing import Any
 from ..config.store import Change, ConfigStore
 from ..core.events import MeterSampled, OutputsChanged, SessionEnded, SessionStarted
 from ..core.sessions import Session
+from ..storage import StorageError
 from .meter_values import REGISTER, SignedMeterSource, meter_value, sampled_values, signed_value, wh
 from .timestamps import ocpp_time
 
@@ -113,6 +122,8 @@ MAX_DATA_ENTRIES = 48  # periodic + aligned MeterValues kept per session for tra
 SIGNED_TIMEOUT_S = 10.0  # a backstop: the source gives up on its own (SignedMeter sign_timeout 3 s)
 MAX_SLEEP_S = 60.0  # the timers look at the wall clock at least this often (clock set by NTP)
 PENDING_STOPS_META = "ocpp.pending_stops"  # StopTransactions waiting for a signed End reading
+UNQUEUED_RETRY_S = 5.0  # a StopTransaction storage refused is queued again this often
+STORAGE_ERRORS = (sqlite3.Error, StorageError, OSError)
 
 
 def aligned_interval(now: datetime, seconds: int, tz: zoneinfo.ZoneInfo | Any = UTC) -> tuple[datetime, datetime]:
@@ -230,7 +241,14 @@ class Transactions:
         self._tasks: set[asyncio.Task] = set()
         self._stopping: set[asyncio.Task] = set()
         core.bus.subscribe(self._session_started, SessionStarted)
-        core.bus.subscribe(self._session_ended, SessionEnded)
+        self._ended_in_store: set[int] = set()  # sessions whose stop was queued with their close
+        self._unqueued: list[tuple[Session, dict]] = []  # StopTransactions storage did not take yet
+        sessions = getattr(core, "sessions", None)
+        if callable(getattr(sessions, "on_stop", None)):
+            # in the very SQLite transaction that closes the session: a kill -9 or power cut
+            # between the close and the queueing of its StopTransaction cannot lose it
+            sessions.on_stop(self._session_closed)
+        core.bus.subscribe(self._session_ended_event, SessionEnded)
         core.bus.subscribe(self._meter_sampled, MeterSampled)
         core.bus.subscribe(self._outputs_changed, OutputsChanged)
         store.subscribe(self._setting_changed, names=WATCHED)
@@ -317,11 +335,14 @@ class Transactions:
 
     def _next_due(self) -> datetime | None:
         dues = [tx.periodic_due for tx in self._txs.values() if tx.periodic_due is not None]
+        if self._unqueued:
+            dues.append(self._clock() + timedelta(seconds=UNQUEUED_RETRY_S))
         if self._aligned is not None:
             dues.append(self._aligned[1])
         return min(dues, default=None)
 
     def _fire(self, now: datetime) -> None:
+        self._retry_unqueued()
         interval = self._int(SAMPLE_INTERVAL)
         for tx in list(self._txs.values()):
             if interval <= 0:
@@ -433,10 +454,51 @@ class Transactions:
             tx.begin_task = self._spawn(self._fetch_begin_signature(tx))
         self._wake.set()
 
+    def _session_closed(self, session: Session) -> None:
+        """SessionStore.on_stop: inside the commit that closes the session (a storage error
+        raised here rolls the close back; the core then publishes SessionEnded all the same)."""
+        tx = self._txs.get(session.session_id)
+        try:
+            self._session_ended(SessionEnded(session), strict=True)
+        except BaseException:
+            if tx is not None:
+                self._txs[session.session_id] = tx  # for the SessionEnded that follows
+            raise
+        self._ended_in_store.add(session.session_id)
+
+    def _session_ended_event(self, event: SessionEnded) -> None:
+        """SessionEnded on the bus: only a stop the store could not record (storage failure)
+        or a core without ``SessionStore.on_stop`` is still to be queued here."""
+        sid = event.session.session_id
+        if sid in self._ended_in_store:
+            self._ended_in_store.discard(sid)
+            if self._close_recorded(sid):
+                return
+            log.error("session %d: its close was not committed; queueing its StopTransaction again", sid)
+        self._session_ended(event)
+
+    def _close_recorded(self, session_id: int) -> bool:
+        """Whether the session's close (and the StopTransaction queued with it) was committed."""
+        try:
+            rows = self.core.sessions.db.query("SELECT stopped_at FROM sessions WHERE session_id = ?", (session_id,))
+        except STORAGE_ERRORS:
+            return False
+        return bool(rows) and rows[0][0] is not None
+
+    def _retry_unqueued(self) -> None:
+        while self._unqueued:
+            session, payload = self._unqueued[0]
+            try:
+                self._enqueue_stop(session, payload, strict=True)
+            except Exception as exc:  # noqa: BLE001 - storage still failing: next tick
+                log.debug("StopTransaction of session %d still not queued: %s", session.session_id, exc)
+                return
+            self._unqueued.pop(0)
+
     async def _fetch_begin_signature(self, tx: _Tx) -> None:
         tx.begin_signed = await self._signed_reading(tx.session.connector_id, "Transaction.Begin")
 
-    def _session_ended(self, event: SessionEnded) -> None:
+    def _session_ended(self, event: SessionEnded, *, strict: bool = False) -> None:
         if not self._reporting():
             return
         session: Session = event.session
@@ -453,9 +515,9 @@ class Transactions:
                _Snapshot(session.stopped_at, _EnergyAt(None, session.meter_stop_wh), None, 1, None))
         unsigned = self._stop_payload(tx, session, end, None)
         if not (live and self._signed is not None and self._running):
+            self._enqueue_stop(session, unsigned, strict=strict)
             if tx.begin_task is not None:
                 tx.begin_task.cancel()
-            self._enqueue_stop(session, unsigned)
             return
         self._journal(session.session_id, unsigned)
         task = self._spawn(self._stop_with_signature(tx, session, end, unsigned))
@@ -472,9 +534,21 @@ class Transactions:
         finally:  # also when cancelled (shutdown): the StopTransaction must go out
             self._enqueue_stop(session, payload)
 
-    def _enqueue_stop(self, session: Session, payload: dict) -> None:
-        self.outbox.enqueue(STOP, payload, session_id=session.session_id)
-        self._journal(session.session_id, None)
+    def _enqueue_stop(self, session: Session, payload: dict, *, strict: bool = False) -> None:
+        """Queue it; ``strict``: a storage error is raised (the caller rolls back), else the
+        StopTransaction is kept in memory and queued again at every timer tick until it is."""
+        try:
+            with self._atomic():  # queued and out of the journal together: never both, never neither
+                self.outbox.enqueue(STOP, payload, session_id=session.session_id)
+                self._journal(session.session_id, None)
+        except STORAGE_ERRORS as exc:
+            if strict:
+                raise
+            log.error("StopTransaction of session %d cannot be queued yet (%s); kept in memory and tried "
+                      "again", session.session_id, exc)
+            self._unqueued.append((session, payload))
+            self._wake.set()
+            return
         log.info("StopTransaction of session %d queued (%s)", session.session_id, session.stop_reason)
 
     def _stop_payload(self, tx: _Tx, session: Session, end: _Snapshot, end_signed: str | None) -> dict:
@@ -553,11 +627,20 @@ class Transactions:
         pending = meta.get(PENDING_STOPS_META, {}) if meta is not None else {}
         if not pending:
             return
-        for session_id, payload in sorted(pending.items(), key=lambda item: int(item[0])):
-            log.warning("StopTransaction of session %s was waiting for its signed reading when stationd "
-                        "stopped; queueing it without", session_id)
-            self.outbox.enqueue(STOP, payload, session_id=int(session_id))
-        meta.set(PENDING_STOPS_META, {})
+        with self._atomic():
+            for session_id, payload in sorted(pending.items(), key=lambda item: int(item[0])):
+                log.warning("StopTransaction of session %s was waiting for its signed reading when stationd "
+                            "stopped; queueing it without", session_id)
+                self.outbox.enqueue(STOP, payload, session_id=int(session_id))
+            meta.set(PENDING_STOPS_META, {})
+
+    def _atomic(self) -> Any:
+        """One SQLite transaction around the outbox and the journal of pending stops (they share
+        the station database), so a crash cannot come between queueing a StopTransaction and
+        taking it out of the journal."""
+        meta = getattr(self.core, "meta", None)
+        db = getattr(meta, "db", None)
+        return db.transaction() if db is not None else contextlib.nullcontext()
 
     # ---- helpers ------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from .migrations import MIGRATIONS, Migration
 
-__all__ = ["Database", "StorageError", "DB_FILENAME", "split_statements"]
+__all__ = ["CorruptDatabase", "Database", "StorageError", "DB_FILENAME", "split_statements"]
 
 DB_FILENAME = "station.db"
 DATA_DIR_MODE = 0o750
@@ -107,12 +107,22 @@ def _validate_migrations(migrations: Sequence[Migration]) -> tuple[Migration, ..
     return plan
 
 
+class CorruptDatabase(StorageError):
+    """The file is not a (sound) SQLite database."""
+
+
+def _corrupt(exc: StorageError) -> bool:
+    cause = exc.__cause__
+    return isinstance(exc, CorruptDatabase) or (isinstance(cause, sqlite3.DatabaseError) and getattr(
+        cause, "sqlite_errorname", "") in ("SQLITE_NOTADB", "SQLITE_CORRUPT", "SQLITE_IOERR_SHORT_READ"))
+
+
 def _open_error(path: Path, exc: sqlite3.Error) -> StorageError:
     name = getattr(exc, "sqlite_errorname", "")
     if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or (
         type(exc) is sqlite3.DatabaseError and "not a database" in str(exc)
     ):
-        return StorageError(f"{path} is not a valid SQLite database ({exc})")
+        return CorruptDatabase(f"{path} is not a valid SQLite database ({exc})")
     if name == "SQLITE_BUSY" or "locked" in str(exc):
         return StorageError(f"{path} is locked by another process and stayed busy ({exc})")
     return StorageError(f"cannot open database {path}: {exc}")
@@ -172,6 +182,36 @@ class Database:
             db._conn = None
             raise
         return db
+
+    @classmethod
+    def open_or_replace(cls, data_dir: str | os.PathLike[str], *, now: str,
+                        migrations: Sequence[Migration] = MIGRATIONS) -> tuple[Database, Path | None]:
+        """Open the database; a corrupt one (not SQLite, a damaged page, a truncated file, a WAL
+        that does not belong to it) is moved aside as ``station.db.corrupt-<now>`` (its -wal and
+        -shm beside it) and a fresh one is made, so the daemon starts instead of failing at every
+        start (a systemd restart loop). Returns the database and where the corrupt one went."""
+        path = Path(data_dir) / DB_FILENAME
+        try:
+            db = cls.open(data_dir, migrations=migrations)
+        except StorageError as exc:
+            if not _corrupt(exc):
+                raise
+            problem = str(exc)
+        else:
+            problems = db.integrity_check()
+            if not problems:
+                return db, None
+            db.close()
+            problem = f"{path} is damaged: {'; '.join(problems[:3])}"
+        aside = path.with_name(f"{DB_FILENAME}.corrupt-{now}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{path}{suffix}")
+            if source.exists():
+                try:
+                    os.replace(source, Path(f"{aside}{suffix}"))
+                except OSError as exc:
+                    raise StorageError(f"{problem}; cannot move it aside: {exc.strerror or exc}") from exc
+        return cls.open(data_dir, migrations=migrations), aside
 
     def _configure(self) -> None:
         conn = self._connection()

@@ -18,16 +18,19 @@ Two ways to use it::
             await copy_part(part, limit, handle.write)
 
 ``UploadRefused`` (str(): the reason, for the page) is raised for a part over its limit, an
-unknown part, too many parts or a body that is not multipart; ``web.HTTPForbidden`` for a
+unknown part, too many parts, a body that is not multipart or one that ends before the form's
+end (a cut upload: a clear 400, not an internal error); ``web.HTTPForbidden`` for a
 missing or wrong CSRF token.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .guard import CSRF_FIELD, SESSION_KEY, csrf_ok
 
@@ -35,6 +38,10 @@ CHUNK = 16 * 1024
 FIELD_LIMIT = 4 * 1024  # a plain text field of an upload form
 MAX_PARTS = 16
 CSRF_LIMIT = 256
+# What aiohttp raises when a body ends before its multipart end (a cut connection, a chunked
+# body whose last chunk comes too early, a Content-Length larger than what was sent).
+INCOMPLETE = (ValueError, HttpProcessingError, asyncio.IncompleteReadError, ConnectionError)
+INCOMPLETE_MESSAGE = "the upload is incomplete or malformed (the request ended before the end of the form); try again"
 
 
 class UploadRefused(ValueError):
@@ -63,7 +70,10 @@ async def parts(request: web.Request) -> AsyncIterator[BodyPartReader]:
     first = True
     count = 0
     while True:
-        part = await reader.next()
+        try:
+            part = await reader.next()
+        except INCOMPLETE:
+            raise UploadRefused(INCOMPLETE_MESSAGE) from None
         if part is None:
             break
         if not isinstance(part, BodyPartReader):
@@ -89,7 +99,10 @@ async def copy_part(part: BodyPartReader, limit: int, write: Callable[[bytes], o
     """Stream a part to ``write`` in chunks; UploadRefused once it passes ``limit`` bytes."""
     size = 0
     while True:
-        chunk = await part.read_chunk(CHUNK)
+        try:
+            chunk = await part.read_chunk(CHUNK)
+        except INCOMPLETE:
+            raise UploadRefused(INCOMPLETE_MESSAGE) from None
         if not chunk:
             return size
         size += len(chunk)

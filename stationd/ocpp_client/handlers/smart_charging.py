@@ -54,6 +54,8 @@ async def get_composite_schedule(client, payload: dict) -> dict:
     connector_id = payload["connectorId"]
     if connector_id != 0 and connector_id not in client.core.connectors:
         return {"status": "Rejected"}
+    if payload["duration"] < 0:  # no schedule lasts less than nothing (it was an InternalError)
+        return {"status": "Rejected"}
     unit = {"W": "W", "A": "A", None: "A"}[payload.get("chargingRateUnit")]
     now = client.clock()
     connector = client.core.connectors.get(connector_id)

@@ -1,0 +1,251 @@
+"""Storage faults: a full disk and a read-only file system under a running station, a corrupt
+database before a start — a clear error, the safe state of the policy, no crash loop, recovery.
+
+Policy (stationd.core.station): while nothing can be recorded a running session goes on (its
+records kept in memory and written once storage works again), no new session starts and the free
+connectors report Faulted with vendorErrorCode "StorageFailure"; the daemon never exits on a
+write error. A corrupt database at start is moved aside (``station.db.corrupt-<time>``), logged
+critical, reported on connector 0 (DatabaseReplaced) and the station starts with a fresh one.
+
+Full disk and read-only file system are real: ``stationd demo`` runs in a user + mount namespace
+on a small tmpfs (``unshare``); the disk is filled by a file written next to the database through
+``/proc/<pid>/root`` and released again, the file system remounted read-only and back with
+``nsenter``. Where unshare is missing the category cannot run (the test skips, or fails with CI=true).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import REPO, Child, free_port, sim_api
+
+from .tally import Tally
+
+CATEGORY, UNIT = "storage_faults", "faults"
+STATIOND = REPO / ".venv" / "bin" / "stationd"
+TMPFS_SIZE = "8m"
+CORRUPTIONS = ("header", "middle page", "truncated", "stale WAL")
+
+
+def namespaces_work() -> str | None:
+    """None when unshare can mount a tmpfs here, else why not."""
+    if shutil.which("unshare") is None or shutil.which("nsenter") is None:
+        return "unshare/nsenter not installed"
+    with tempfile.TemporaryDirectory() as directory:
+        result = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                                 f"mount -t tmpfs -o size=1m tmpfs {shlex.quote(directory)}"],
+                                capture_output=True, text=True, timeout=10)
+    return None if result.returncode == 0 else f"unshare cannot mount a tmpfs: {result.stderr.strip()}"
+
+
+class Demo:
+    """``stationd demo`` as a child process, optionally in its own mount namespace on a tmpfs."""
+
+    def __init__(self, directory: Path, *, tmpfs: bool, log_name: str = ""):
+        self.directory, self.tmpfs = directory, tmpfs
+        self.api = free_port()
+        self.log_path = directory.parent / f"{directory.name}{log_name}.log"
+        data = directory / "data"
+        argv = [str(STATIOND), "demo", "--data-dir", str(data), "--sim-api", f"127.0.0.1:{self.api}",
+                "--webui", f"127.0.0.1:{free_port()}", "--modbus", f"127.0.0.1:{free_port()}", "--connectors", "2"]
+        if tmpfs:
+            script = (f"mount -t tmpfs -o size={TMPFS_SIZE} tmpfs {shlex.quote(str(directory))} && exec "
+                      + " ".join(shlex.quote(a) for a in argv))
+            argv = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script]
+        self.log = open(self.log_path, "wb")
+        self.child = Child(argv, name="stationd demo", stdout=self.log, stderr=subprocess.STDOUT)
+
+    @property
+    def root(self) -> Path:
+        """The tmpfs as the daemon sees it."""
+        return Path(f"/proc/{self.child.pid}/root{self.directory}") if self.tmpfs else self.directory
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.child.check_alive()
+            if "StatusNotification" in self.text() and self.statuses(2):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the demo did not come up:\n{self.text()[-2000:]}")
+
+    def text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def statuses(self, connector: int) -> list[tuple[str, str, str | None]]:
+        """The StatusNotifications the built-in central system logged for ``connector``."""
+        found = []
+        for payload in re.findall(r"<- \S+ StatusNotification (\{.*\})", self.text()):
+            data = json.loads(payload)
+            if data["connectorId"] == connector:
+                found.append((data["status"], data["errorCode"], data.get("vendorErrorCode")))
+        return found
+
+    def stops(self) -> list[dict]:
+        return [json.loads(p) for p in re.findall(r"<- \S+ StopTransaction (\{.*\})", self.text())]
+
+    def starts(self) -> int:
+        return len(re.findall(r"<- \S+ StartTransaction ", self.text()))
+
+    def sim(self, method: str, path: str, body: dict | None = None):
+        return sim_api(self.api, method, path, body)
+
+    def remount(self, mode: str) -> None:
+        subprocess.run(["nsenter", "-t", str(self.child.pid), "-U", "-m", "mount", "-o", f"remount,{mode}",
+                        str(self.directory)], check=True, capture_output=True, timeout=10)
+
+    def stop(self) -> None:
+        self.child.stop()
+        self.log.close()
+
+
+def until(condition, timeout: float, what: str, demo: Demo) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        demo.child.check_alive()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        time.sleep(0.2)
+
+
+def last(demo: Demo, connector: int):
+    sent = demo.statuses(connector)
+    return sent[-1] if sent else None
+
+
+# ---- a running station loses its storage ------------------------------------------------------
+
+def try_lost_storage(directory: Path, how: str) -> str:
+    """``how``: "full disk" or "read-only". Connector 1 charges through it; connector 2 is refused
+    while it lasts and charges after; the session of connector 1 is stopped once, after recovery."""
+    demo = Demo(directory, tmpfs=True)
+    try:
+        demo.wait_ready()
+        demo.sim("POST", "/connectors/1/plug", {})
+        demo.sim("POST", "/connectors/1/charge", {})
+        until(lambda: last(demo, 1) == ("Charging", "NoError", None), 15, "connector 1 Charging", demo)
+        filler = demo.root / "filler"
+        if how == "full disk":
+            try:
+                with open(filler, "wb") as file:
+                    while True:
+                        file.write(b"\0" * 65536)
+            except OSError:  # ENOSPC: the disk is full
+                pass
+        else:
+            demo.remount("ro")
+        until(lambda: "storage: cannot record anything" in demo.text(), 15, "a clear log line", demo)
+        until(lambda: last(demo, 2) == ("Faulted", "OtherError", "StorageFailure"), 10,
+              "connector 2 Faulted / StorageFailure", demo)
+        demo.sim("POST", "/connectors/2/plug", {})
+        demo.sim("POST", "/connectors/2/charge", {})
+        time.sleep(3)
+        state = demo.sim("GET", "/state")["connectors"]
+        if state[1]["contactor"] or demo.starts() != 1:
+            raise AssertionError("a new session started while nothing could be recorded")
+        if not state[0]["contactor"] or last(demo, 1)[0] != "Charging":
+            raise AssertionError("the running session did not go on")
+        if how == "full disk":
+            filler.unlink()
+        else:
+            demo.remount("rw")
+        until(lambda: "storage: the data directory is writable again" in demo.text(), 20, "recovery", demo)
+        demo.sim("POST", "/connectors/2/unplug", {})
+        demo.sim("POST", "/connectors/2/plug", {})
+        demo.sim("POST", "/connectors/2/charge", {})
+        until(lambda: last(demo, 2) == ("Charging", "NoError", None), 15, "connector 2 charges after recovery",
+              demo)
+        demo.sim("POST", "/connectors/1/unplug", {})
+        demo.sim("POST", "/connectors/2/unplug", {})
+        until(lambda: len(demo.stops()) >= 2, 15, "both sessions stopped", demo)
+        time.sleep(1)
+        ids = [s["transactionId"] for s in demo.stops()]
+        if len(ids) != 2 or len(set(ids)) != 2:
+            raise AssertionError(f"StopTransaction ids {ids}: each session must stop exactly once")
+        demo.child.check_alive()
+        return f"{how}: session went on, new one refused, recovered"
+    finally:
+        demo.stop()
+
+
+# ---- a corrupt database before a start -----------------------------------------------------------
+
+def corrupt(db: Path, how: str) -> None:
+    data = bytearray(db.read_bytes())
+    if how == "header":
+        data[:100] = os.urandom(100)
+    elif how == "middle page":
+        page = 4096
+        middle = max(1, len(data) // page // 2) * page
+        data[middle:middle + page] = os.urandom(page)
+    elif how == "truncated":
+        del data[len(data) // 3:]
+    db.write_bytes(bytes(data))
+    if how == "stale WAL":
+        Path(f"{db}-wal").write_bytes(os.urandom(8192))
+        Path(f"{db}-shm").unlink(missing_ok=True)
+
+
+def try_corrupt_database(directory: Path, how: str) -> str:
+    first = Demo(directory, tmpfs=False)
+    try:
+        first.wait_ready()
+        first.sim("POST", "/connectors/1/plug", {})
+        first.sim("POST", "/connectors/1/charge", {})
+        until(lambda: last(first, 1) == ("Charging", "NoError", None), 15, "a session to record", first)
+    finally:
+        first.stop()
+    db = directory / "data" / "station.db"
+    corrupt(db, how)
+    second = Demo(directory, tmpfs=False, log_name="-2")
+    try:
+        second.wait_ready()
+        time.sleep(2)
+        second.child.check_alive()  # no exit (a systemd restart loop): one start, running
+        text = second.text()
+        moved = list(db.parent.glob("station.db.corrupt-*"))
+        if how in ("header", "truncated", "middle page") and ("was corrupt: moved aside" not in text or not moved):
+            raise AssertionError(f"{how}: no clear log line / nothing moved aside")
+        if "Traceback" in text:
+            raise AssertionError(f"{how}: a traceback in the log")
+        return f"corrupt database ({how}): {'moved aside' if moved else 'still readable'}, started once"
+    finally:
+        second.stop()
+
+
+def run(long: bool) -> Tally:
+    tally = Tally(CATEGORY, UNIT)
+    why = namespaces_work()
+    rounds = 5 if long else 1
+    with tempfile.TemporaryDirectory(prefix="stationd-storage-") as base:
+        tries = [("corrupt", how) for how in CORRUPTIONS] * rounds
+        if why is None:
+            # A read-only remount under the running daemon is refused by the kernel (EBUSY: SQLite
+            # holds its files open for writing); the policy path is the same as for a full disk.
+            tries = [("lost", "full disk")] * rounds + tries
+        else:
+            tally.notes.append(f"full disk / read-only not tried: {why}")
+        for index, (kind, how) in enumerate(tries):
+            directory = Path(base) / f"try-{index}"
+            directory.mkdir()
+            try:
+                note = (try_lost_storage if kind == "lost" else try_corrupt_database)(directory, how)
+            except Exception as exc:  # noqa: BLE001 - counted, the others go on
+                tally.failed(f"{how}: {exc}")
+            else:
+                tally.ok(note if index < len(tries) // rounds else None)
+    return tally
+
+
+if __name__ == "__main__":
+    result = run("--long" in sys.argv)
+    print(result.as_json())
