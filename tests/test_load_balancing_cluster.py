@@ -183,9 +183,11 @@ async def test_an_in_process_cluster_shares_max_cluster_minus_the_building_and_f
         for member in members:
             member.world.plug(1, cable_max_a=32)
             member.world.charge(1, max_current_a=32, phases=3)
-        await until(lambda: [m.pwm() for m in members] == [10.0] * 3, what="10 A each")
+        # (the status follows the PWM once each vehicle draws: wait for both)
+        await until(lambda: [m.pwm() for m in members] == [10.0] * 3
+                    and all(m.core.status(1).status.value == "Charging" for m in members),
+                    what="10 A each, all Charging")
         assert sum(m.pwm() for m in members) <= MAX_CLUSTER
-        assert all(m.core.status(1).status.value == "Charging" for m in members)
 
         # The rest of the building takes 40 A of the building's 60 A: 20 A left for the cluster.
         building.rest_a = 40.0
