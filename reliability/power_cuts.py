@@ -98,8 +98,7 @@ async def power_cuts(kills: int, seed: int = SEED, *, moments: tuple[str, ...] =
                 try:
                     await cut.finish()
                 except Exception as exc:  # noqa: BLE001 - counted below, with the records checked anyway
-                    tally.failures.append(f"final clean stop: {type(exc).__name__}: {exc}")
-                    tally.survived = max(0, tally.survived - 1)
+                    tally.revoke(f"final clean stop: {type(exc).__name__}: {exc}")
             finally:
                 station.stop()
             report = check_transactions(cs.messages(CHARGEBOX_ID), data_dir)
@@ -128,11 +127,8 @@ def _judge(tally: Tally, report: TransactionReport, kill_times: list[float]) -> 
     problems = list(report.problems) + [
         f"{n} messages arrived twice after kill {kill} (at most the one in flight may)" if kill else
         f"{n} messages arrived twice before any kill" for kill, n in sorted(bad.items())]
-    for problem in problems:
-        if len(tally.failures) < 50:
-            tally.failures.append(problem)
-    # A problem found only in the final check fails the run: it takes a survivor away.
-    tally.survived = max(0, tally.survived - len(problems))
+    for problem in problems:  # a problem found only in the final check takes a survivor away
+        tally.revoke(problem)
 
 
 class _Cutter:

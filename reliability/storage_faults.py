@@ -1,5 +1,4 @@
-"""Storage faults: a full disk and a read-only file system under a running station, a corrupt
-database before a start — a clear error, the safe state of the policy, no crash loop, recovery.
+"""Storage faults: a full disk under a running station, a corrupt database before a start — a clear error, the safe state of the policy, no crash loop, recovery.
 
 Policy (stationd.core.station): while nothing can be recorded a running session goes on (its
 records kept in memory and written once storage works again), no new session starts and the free
@@ -7,10 +6,12 @@ connectors report Faulted with vendorErrorCode "StorageFailure"; the daemon neve
 write error. A corrupt database at start is moved aside (``station.db.corrupt-<time>``), logged
 critical, reported on connector 0 (DatabaseReplaced) and the station starts with a fresh one.
 
-Full disk and read-only file system are real: ``stationd demo`` runs in a user + mount namespace
-on a small tmpfs (``unshare``); the disk is filled by a file written next to the database through
-``/proc/<pid>/root`` and released again, the file system remounted read-only and back with
-``nsenter``. Where unshare is missing the category cannot run (the test skips, or fails with CI=true).
+The full disk is real: ``stationd demo`` runs in a user + mount namespace on a small tmpfs
+(``unshare``); the disk is filled by a file written next to the database through
+``/proc/<pid>/root`` and released again. A read-only file system is not tried: remounting the
+tmpfs read-only under the running daemon is refused by the kernel (EBUSY: SQLite holds its files
+open for writing); the station checks the same read-only flag as it does free space. Where
+unshare is missing the category cannot run (the test skips, or fails with CI=true).
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ CORRUPTIONS = ("header", "middle page", "truncated", "stale WAL")
 
 def namespaces_work() -> str | None:
     """None when unshare can mount a tmpfs here, else why not."""
-    if shutil.which("unshare") is None or shutil.which("nsenter") is None:
-        return "unshare/nsenter not installed"
+    if shutil.which("unshare") is None:
+        return "unshare not installed"
     with tempfile.TemporaryDirectory() as directory:
         result = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
                                  f"mount -t tmpfs -o size=1m tmpfs {shlex.quote(directory)}"],
@@ -99,10 +100,6 @@ class Demo:
     def sim(self, method: str, path: str, body: dict | None = None):
         return sim_api(self.api, method, path, body)
 
-    def remount(self, mode: str) -> None:
-        subprocess.run(["nsenter", "-t", str(self.child.pid), "-U", "-m", "mount", "-o", f"remount,{mode}",
-                        str(self.directory)], check=True, capture_output=True, timeout=10)
-
     def stop(self) -> None:
         self.child.stop()
         self.log.close()
@@ -124,9 +121,9 @@ def last(demo: Demo, connector: int):
 
 # ---- a running station loses its storage ------------------------------------------------------
 
-def try_lost_storage(directory: Path, how: str) -> str:
-    """``how``: "full disk" or "read-only". Connector 1 charges through it; connector 2 is refused
-    while it lasts and charges after; the session of connector 1 is stopped once, after recovery."""
+def try_full_disk(directory: Path, how: str = "full disk") -> str:
+    """Connector 1 charges through a full disk; connector 2 is refused while it lasts and charges
+    after; the session of connector 1 is stopped once, after recovery."""
     demo = Demo(directory, tmpfs=True)
     try:
         demo.wait_ready()
@@ -134,15 +131,12 @@ def try_lost_storage(directory: Path, how: str) -> str:
         demo.sim("POST", "/connectors/1/charge", {})
         until(lambda: last(demo, 1) == ("Charging", "NoError", None), 15, "connector 1 Charging", demo)
         filler = demo.root / "filler"
-        if how == "full disk":
-            try:
-                with open(filler, "wb") as file:
-                    while True:
-                        file.write(b"\0" * 65536)
-            except OSError:  # ENOSPC: the disk is full
-                pass
-        else:
-            demo.remount("ro")
+        try:
+            with open(filler, "wb") as file:
+                while True:
+                    file.write(b"\0" * 65536)
+        except OSError:  # ENOSPC: the disk is full
+            pass
         until(lambda: "storage: cannot record anything" in demo.text(), 15, "a clear log line", demo)
         until(lambda: last(demo, 2) == ("Faulted", "OtherError", "StorageFailure"), 10,
               "connector 2 Faulted / StorageFailure", demo)
@@ -154,10 +148,7 @@ def try_lost_storage(directory: Path, how: str) -> str:
             raise AssertionError("a new session started while nothing could be recorded")
         if not state[0]["contactor"] or last(demo, 1)[0] != "Charging":
             raise AssertionError("the running session did not go on")
-        if how == "full disk":
-            filler.unlink()
-        else:
-            demo.remount("rw")
+        filler.unlink()
         until(lambda: "storage: the data directory is writable again" in demo.text(), 20, "recovery", demo)
         demo.sim("POST", "/connectors/2/unplug", {})
         demo.sim("POST", "/connectors/2/plug", {})
@@ -229,16 +220,14 @@ def run(long: bool) -> Tally:
     with tempfile.TemporaryDirectory(prefix="stationd-storage-") as base:
         tries = [("corrupt", how) for how in CORRUPTIONS] * rounds
         if why is None:
-            # A read-only remount under the running daemon is refused by the kernel (EBUSY: SQLite
-            # holds its files open for writing); the policy path is the same as for a full disk.
             tries = [("lost", "full disk")] * rounds + tries
         else:
-            tally.notes.append(f"full disk / read-only not tried: {why}")
+            tally.notes.append(f"full disk not tried: {why}")
         for index, (kind, how) in enumerate(tries):
             directory = Path(base) / f"try-{index}"
             directory.mkdir()
             try:
-                note = (try_lost_storage if kind == "lost" else try_corrupt_database)(directory, how)
+                note = (try_full_disk if kind == "lost" else try_corrupt_database)(directory, how)
             except Exception as exc:  # noqa: BLE001 - counted, the others go on
                 tally.failed(f"{how}: {exc}")
             else:

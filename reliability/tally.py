@@ -42,6 +42,12 @@ class Tally:
         if len(self.failures) < MAX_FAILURES:
             self.failures.append(why)
 
+    def revoke(self, why: str) -> None:
+        """A try already counted as survived turned out not to (e.g. the final clean stop failed)."""
+        self.survived = max(0, self.survived - 1)
+        if len(self.failures) < MAX_FAILURES:
+            self.failures.append(why)
+
     @property
     def passed(self) -> bool:
         return self.tried > 0 and self.survived == self.tried and self.lost == 0

@@ -27,6 +27,15 @@ def test_a_tally_passes_only_with_every_try_survived_and_nothing_lost():
     assert len(tally.failures) == MAX_FAILURES and tally.tried == 3 + MAX_FAILURES + 10
 
 
+def test_a_revoked_try_no_longer_counts_as_survived():
+    tally = Tally("x", "kill -9")
+    tally.ok()
+    tally.ok()
+    tally.revoke("final check: a StopTransaction is missing")
+    assert (tally.tried, tally.survived) == (2, 1) and not tally.passed
+    assert tally.failures == ["final check: a StopTransaction is missing"]
+
+
 def test_every_category_module_is_named_once():
     names = [c.name for c in runner.CATEGORIES]
     assert len(names) == len(set(names)) and all(c.module == f"reliability.{c.name}" for c in runner.CATEGORIES)

@@ -163,3 +163,20 @@ async def test_an_uploaded_certificate_is_served_to_new_connections_and_bad_ones
             status, text = await upload(client, second, second_key, header=True)  # the token as a header
             assert status == 200 and "second.example" in text
             assert await peer_certificate(base) == x509.load_pem_x509_certificate(second)
+
+
+async def test_the_first_self_signed_certificate_is_made_by_a_child_process(tmp_path: Path):
+    from stationd.webui import certificate
+
+    to_make = certificate.self_signed_to_make(tmp_path, None, None)
+    assert to_make == (tmp_path / "webui" / "self-signed.pem", tmp_path / "webui" / "self-signed.key")
+    assert await certificate.make_self_signed_in_child(*to_make, "127.0.0.1") is True
+    assert certificate.self_signed_to_make(tmp_path, None, None) is None  # made: nothing left to make
+    certificate.server_context(*to_make)  # the pair belongs together
+    cert = x509.load_pem_x509_certificate(to_make[0].read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert ipaddress.ip_address("127.0.0.1") in names.get_values_for_type(x509.IPAddress)
+    assert oct(to_make[1].stat().st_mode & 0o777) == "0o600"
+    (tmp_path / "a-file").write_text("")  # a directory cannot be made under it: the child fails
+    assert await certificate.make_self_signed_in_child(tmp_path / "a-file" / "c.pem", tmp_path / "k.key",
+                                                       "127.0.0.1") is False

@@ -87,11 +87,7 @@ class SessionStore:
         closed = replace(session, stopped_at=stopped_at, meter_stop_wh=meter_stop_wh, last_meter_wh=meter_stop_wh,
                          stop_reason=reason, stop_id_tag=stop_id_tag)
         with self.db.transaction():
-            cursor = self.db.execute(
-                "UPDATE sessions SET stopped_at = ?, meter_stop_wh = ?, last_meter_wh = ?, stop_reason = ?, "
-                "stop_id_tag = ? WHERE session_id = ? AND stopped_at IS NULL",
-                (stopped_at.isoformat(), meter_stop_wh, meter_stop_wh, reason, stop_id_tag, session.session_id),
-            )
+            cursor = self._close_row(closed)
             if cursor.rowcount:  # closed now (not before): the listeners record its end with it
                 for listener in self._stop_listeners:
                     try:
@@ -101,6 +97,19 @@ class SessionStore:
                     except Exception:
                         log.exception("session %d: a stop listener failed", session.session_id)
         return closed
+
+    def record_late_stop(self, closed: Session) -> None:
+        """Write the end of a session closed while nothing could be recorded; its stop listeners
+        already heard of it (through the caller), so they are not called again."""
+        self._close_row(closed)
+
+    def _close_row(self, closed: Session):
+        return self.db.execute(
+            "UPDATE sessions SET stopped_at = ?, meter_stop_wh = ?, last_meter_wh = ?, stop_reason = ?, "
+            "stop_id_tag = ? WHERE session_id = ? AND stopped_at IS NULL",
+            (closed.stopped_at.isoformat(), closed.meter_stop_wh, closed.meter_stop_wh, closed.stop_reason,
+             closed.stop_id_tag, closed.session_id),
+        )
 
     def record_meter(self, session: Session, energy_wh: float) -> Session:
         """Remember the latest reading of an open session (what a power cut would end it with)."""

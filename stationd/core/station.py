@@ -168,12 +168,8 @@ class StationCore:
             self._evaluate_all()
 
     def _write_session(self, session: Session) -> None:
-        if session.stopped_at is not None:  # the row only: the stop's listeners (OCPP) already heard of it
-            self.sessions.db.execute(
-                "UPDATE sessions SET stopped_at = ?, meter_stop_wh = ?, last_meter_wh = ?, stop_reason = ?, "
-                "stop_id_tag = ? WHERE session_id = ? AND stopped_at IS NULL",
-                (session.stopped_at.isoformat(), session.meter_stop_wh, session.meter_stop_wh, session.stop_reason,
-                 session.stop_id_tag, session.session_id))
+        if session.stopped_at is not None:
+            self.sessions.record_late_stop(session)
         elif session.last_meter_wh is not None:
             self.sessions.record_meter(session, session.last_meter_wh)
 
