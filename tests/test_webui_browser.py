@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from browser_helpers import Browsing, browsing, chromium_fixture  # noqa: F401 - the fixture "chromium"
 from playwright.async_api import expect
+from test_ocpp_client import until
 from test_webui_software import package
 from webui_helpers import NEW_PASSWORD, SERIAL, webui_station
 
@@ -275,6 +276,9 @@ async def test_the_firmware_upload_shows_its_progress_and_the_verdict(tmp_path: 
         assert await page.evaluate("window.notReloaded === true")  # sent by the script, not a form post
         await cs.wait_for("FirmwareStatusNotification", predicate=lambda r: r.payload["status"] == "Installed",
                           timeout=15)
+        # the station reboots in place with the new firmware: let it finish before the test ends
+        await until(lambda: station.boots == 2 and getattr(station.station, "webui", None) is not None, 15)
+        assert station.station.store.get("FirmwareVersion") == "2.0.0"
         assert b.problems() == []
 
 
