@@ -263,7 +263,8 @@ class SimMeter:
         self._energy_export_wh = energy_export
 
     def save(self) -> None:
-        """Write the energy registers to the state file (atomically)."""
+        """Write the energy registers to the state file (atomically). A disk that refuses the
+        write is logged; the registers go on counting in memory, as a real meter's would."""
         self._saved = (self._energy_import_wh, self._energy_export_wh)
         if self.state_path is None:
             return
@@ -273,19 +274,22 @@ class SimMeter:
             "energy_import_wh": self._energy_import_wh,
             "energy_export_wh": self._energy_export_wh,
         }
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=self.state_path.name, suffix=".tmp",
-                                    dir=self.state_path.parent)
+        temp = None
         try:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(prefix=self.state_path.name, suffix=".tmp",
+                                        dir=self.state_path.parent)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(state, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp, self.state_path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
+        except OSError as error:
+            if temp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+            log.error("sim meter %s: cannot save its state to %s (%s)", self.name, self.state_path,
+                      error.strerror or error)
 
     def stop(self) -> None:
         """Integrate up to now and save (call on shutdown)."""

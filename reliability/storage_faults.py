@@ -1,17 +1,22 @@
-"""Storage faults: a full disk under a running station, a corrupt database before a start — a clear error, the safe state of the policy, no crash loop, recovery.
+"""Storage faults: a full disk under a running station, a full or read-only disk at a start, a
+corrupt database before a start — a clear error, the safe state of the policy, no crash loop,
+recovery, no transaction lost.
 
-Policy (stationd.core.station): while nothing can be recorded a running session goes on (its
-records kept in memory and written once storage works again), no new session starts and the free
-connectors report Faulted with vendorErrorCode "StorageFailure"; the daemon never exits on a
-write error. A corrupt database at start is moved aside (``station.db.corrupt-<time>``), logged
-critical, reported on connector 0 (DatabaseReplaced) and the station starts with a fresh one.
+Policy (stationd.core.station, stationd.daemon): while nothing can be recorded a running session
+goes on (its records kept in memory and written once storage works again), no new session starts
+and the free connectors report Faulted with vendorErrorCode "StorageFailure"; the daemon never
+exits on a write error. A start the storage refuses (full, read-only) is not an exit either: the
+daemon stays up out of service (no charging, no backend link), logs why, and starts once the data
+directory takes a write. A corrupt database at start is moved aside (``station.db.corrupt-<time>``),
+logged critical, reported on connector 0 (DatabaseReplaced) and the station starts with a fresh one.
 
-The full disk is real: ``stationd demo`` runs in a user + mount namespace on a small tmpfs
-(``unshare``); the disk is filled by a file written next to the database through
-``/proc/<pid>/root`` and released again. A read-only file system is not tried: remounting the
-tmpfs read-only under the running daemon is refused by the kernel (EBUSY: SQLite holds its files
-open for writing); the station checks the same read-only flag as it does free space. Where
-unshare is missing the category cannot run (the test skips, or fails with CI=true).
+The disks are real: ``stationd demo`` runs in a user + mount namespace on a small tmpfs
+(``unshare``). The full disk is a file written next to the database (through ``/proc/<pid>/root``)
+and released again; the read-only disk is the tmpfs remounted read-only before the start and
+read-write again from inside the namespace (``nsenter``). Remounting read-only under a running
+daemon is refused by the kernel (EBUSY: SQLite holds its files open for writing), so that case is
+not tried; the running station checks the same read-only flag as it does free space. Where unshare
+is missing the category cannot run (the test skips, or fails with CI=true).
 """
 
 from __future__ import annotations
@@ -21,10 +26,14 @@ import os
 import re
 import shlex
 import shutil
+import signal
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from bench.common import REPO, Child, free_port, sim_api
@@ -51,16 +60,18 @@ def namespaces_work() -> str | None:
 class Demo:
     """``stationd demo`` as a child process, optionally in its own mount namespace on a tmpfs."""
 
-    def __init__(self, directory: Path, *, tmpfs: bool, log_name: str = ""):
+    def __init__(self, directory: Path, *, tmpfs: bool, log_name: str = "", prepare: str = ""):
+        """``prepare``: shell commands run in the namespace after the tmpfs is mounted, before the
+        demo starts (fill it, copy a data directory in, remount it read-only)."""
         self.directory, self.tmpfs = directory, tmpfs
-        self.api = free_port()
+        self.api, self.webui = free_port(), free_port()
         self.log_path = directory.parent / f"{directory.name}{log_name}.log"
         data = directory / "data"
         argv = [str(STATIOND), "demo", "--data-dir", str(data), "--sim-api", f"127.0.0.1:{self.api}",
-                "--webui", f"127.0.0.1:{free_port()}", "--modbus", f"127.0.0.1:{free_port()}", "--connectors", "2"]
+                "--webui", f"127.0.0.1:{self.webui}", "--modbus", f"127.0.0.1:{free_port()}", "--connectors", "2"]
         if tmpfs:
-            script = (f"mount -t tmpfs -o size={TMPFS_SIZE} tmpfs {shlex.quote(str(directory))} && exec "
-                      + " ".join(shlex.quote(a) for a in argv))
+            script = (f"mount -t tmpfs -o size={TMPFS_SIZE} tmpfs {shlex.quote(str(directory))} && "
+                      f"{prepare + ' && ' if prepare else ''}exec " + " ".join(shlex.quote(a) for a in argv))
             argv = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script]
         self.log = open(self.log_path, "wb")
         self.child = Child(argv, name="stationd demo", stdout=self.log, stderr=subprocess.STDOUT)
@@ -69,6 +80,17 @@ class Demo:
     def root(self) -> Path:
         """The tmpfs as the daemon sees it."""
         return Path(f"/proc/{self.child.pid}/root{self.directory}") if self.tmpfs else self.directory
+
+    def in_namespace(self, command: str) -> None:
+        """Run a shell command in the demo's user and mount namespace (as its root)."""
+        subprocess.run(["nsenter", "--target", str(self.child.pid), "--user", "--mount", "--preserve-credentials",
+                        "sh", "-c", command], check=True, capture_output=True, timeout=10)
+
+    def kill(self) -> None:
+        """A power cut: SIGKILL to the demo's whole process group."""
+        os.killpg(self.child.pid, signal.SIGKILL)
+        self.child.proc.wait(timeout=10)
+        self.log.close()
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -168,6 +190,71 @@ def try_full_disk(directory: Path, how: str = "full disk") -> str:
         demo.stop()
 
 
+# ---- a start on a full or read-only disk --------------------------------------------------------
+
+def try_start_refused(directory: Path, how: str) -> str:
+    """A power cut during a session; the station restarts on a full or read-only disk: it stays up
+    out of service (no backend link, contactors open), starts once the disk is writable again and
+    stops the cut session exactly once."""
+    before = directory.parent / f"{directory.name}-before"
+    before.mkdir()
+    first = Demo(before, tmpfs=False)
+    try:
+        first.wait_ready()
+        first.sim("POST", "/connectors/1/plug", {})
+        first.sim("POST", "/connectors/1/charge", {})
+        until(lambda: last(first, 1) == ("Charging", "NoError", None) and first.starts() == 1, 15,
+              "a session to cut", first)
+        first.kill()
+    finally:
+        first.stop()
+    started = re.findall(r"-> \S+ StartTransaction\.conf (\{.*\})", first.text())
+    transaction = json.loads(started[-1])["transactionId"] if started else None
+    data = shlex.quote(str(directory / "data"))
+    prepare = f"cp -a {shlex.quote(str(before / 'data'))} {data}"
+    if how == "full disk at start":
+        prepare += f" && (dd if=/dev/zero of={shlex.quote(str(directory / 'filler'))} bs=64k 2>/dev/null || true)"
+    else:
+        prepare += f" && mount -o remount,ro {shlex.quote(str(directory))}"
+    demo = Demo(directory, tmpfs=True, prepare=prepare, log_name="-2")
+    try:
+        until(lambda: "storage: the station cannot start" in demo.text(), 30, "a clear log line", demo)
+        time.sleep(3)
+        demo.child.check_alive()  # up, out of service: not an exit (a systemd restart loop)
+        if "StatusNotification" in demo.text() or demo.stops():
+            raise AssertionError("the station talked to the backend although it could not record anything")
+        if any(c["contactor"] or c["pwm_current_a"] for c in demo.sim("GET", "/state")["connectors"]):
+            raise AssertionError("a contactor closed or a PWM was offered while the station was out of service")
+        status, page = webui_page(demo, before / "data" / "webui" / "self-signed.pem")
+        if status != 503 or "cannot start" not in page:
+            raise AssertionError(f"the WebUI does not say why the station is out of service: {status} {page[:200]}")
+        if how == "full disk at start":
+            (demo.root / "filler").unlink()
+        else:
+            demo.in_namespace(f"mount -o remount,rw {shlex.quote(str(directory))}")
+        until(lambda: "stationd ready" in demo.text(), 30, "the start after recovery", demo)
+        until(lambda: demo.stops(), 20, "the cut session's StopTransaction", demo)
+        time.sleep(1)
+        stops = demo.stops()
+        if [s["transactionId"] for s in stops] != [transaction] or stops[0].get("reason") != "PowerLoss":
+            raise AssertionError(f"the cut session {transaction} must stop once (PowerLoss); stops: {stops}")
+        if demo.text().count("storage: the station cannot start") != 1:
+            raise AssertionError("the refusal was logged more than once")
+        demo.child.check_alive()
+        return f"{how}: out of service (the WebUI says why), started after recovery, the cut session stopped once"
+    finally:
+        demo.stop()
+
+
+def webui_page(demo: Demo, ca: Path) -> tuple[int, str]:
+    context = ssl.create_default_context(cafile=str(ca))
+    try:
+        with urllib.request.urlopen(f"https://127.0.0.1:{demo.webui}/", context=context, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
 # ---- a corrupt database before a start -----------------------------------------------------------
 
 def corrupt(db: Path, how: str) -> None:
@@ -220,14 +307,16 @@ def run(long: bool) -> Tally:
     with tempfile.TemporaryDirectory(prefix="stationd-storage-") as base:
         tries = [("corrupt", how) for how in CORRUPTIONS] * rounds
         if why is None:
-            tries = [("lost", "full disk")] * rounds + tries
+            tries = ([("lost", "full disk"), ("refused", "full disk at start"), ("refused", "read-only at start")]
+                     * rounds + tries)
         else:
             tally.notes.append(f"full disk not tried: {why}")
         for index, (kind, how) in enumerate(tries):
             directory = Path(base) / f"try-{index}"
             directory.mkdir()
             try:
-                note = (try_full_disk if kind == "lost" else try_corrupt_database)(directory, how)
+                attempt = {"lost": try_full_disk, "refused": try_start_refused, "corrupt": try_corrupt_database}[kind]
+                note = attempt(directory, how)
             except Exception as exc:  # noqa: BLE001 - counted, the others go on
                 tally.failed(f"{how}: {exc}")
             else:

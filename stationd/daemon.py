@@ -4,7 +4,8 @@ One asyncio event loop. Startup opens the settings and the database, records the
 runs every component under the supervisor. SIGTERM or SIGINT stops the components, each
 getting at most ``shutdown_timeout`` seconds all together; the process then exits 0. A
 critical component that keeps failing ends the daemon with exit status 1, so systemd
-restarts the whole service.
+restarts the whole service. A start the storage refuses (full, read-only, failing) is not
+an exit: the daemon waits out of service and starts once the data directory takes writes.
 """
 
 from __future__ import annotations
@@ -44,17 +45,20 @@ from .ocpp_client.client import OcppClient
 from .smart_charging import ProfileStore
 from .sdnotify import SystemdNotifier, run_watchdog
 from .storage import Database
+from .storage.health import is_storage_error, write_problem
 from .supervisor import Component, ComponentFailed, Supervisor
 from .system import system_edge
 from .system.monitor import SystemMonitor
 from .system.options import DeviceOptions
 from .system.settings_bridge import SystemSettings
 from .webui.app import WebUi
+from .webui.out_of_service import serve_out_of_service
 
 log = logging.getLogger("stationd.daemon")
 
 EXIT_OK = 0
 EXIT_COMPONENT_FAILED = 1
+STORAGE_RETRY_S = 10.0  # a start the storage refused is tried again this often
 
 # Builds extra components once the store and database are open (later features plug in here).
 ComponentFactory = Callable[["Station"], list[Component]]
@@ -91,16 +95,19 @@ class Daemon:
         supervisor_options: dict | None = None,
         world=None,
         handle_signals: bool = True,
+        storage_retry_s: float = STORAGE_RETRY_S,
     ):
         self.config = config
         self.world = world  # a started firmware_sim world (stationd demo); else made when needed
         self.handle_signals = handle_signals  # False: the caller turns SIGTERM/SIGINT into request_stop
         self.notifier = notifier or SystemdNotifier.from_env()
         self.shutdown_timeout = shutdown_timeout
+        self.storage_retry_s = storage_retry_s
         self._factories = component_factories or []
         self._supervisor_options = supervisor_options or {}
         self._stop = asyncio.Event()
         self.restart_requested: str | None = None  # why the station should start again (Reset, WebUI)
+        self._storage_refused: str | None = None  # why the storage refused the last start (logged once)
 
     def request_restart(self, reason: str) -> None:
         """Stop, and tell whoever runs the daemon to start it again (``stationd demo`` does so in
@@ -114,6 +121,74 @@ class Daemon:
             self._stop.set()
 
     async def run(self) -> int:
+        """Start the station and run it until stopped; return the exit status.
+
+        A start the storage refuses (the data directory full, read-only or failing) does not
+        end the daemon, which under systemd would be a restart loop that gives up after
+        StartLimitBurst: the daemon stays up out of service (no charging, no backend link),
+        says why in the log and the systemd status, and starts once the directory takes a
+        write again.
+        """
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT) if self.handle_signals else ()
+        for signum in signals:
+            loop.add_signal_handler(signum, self.request_stop, signal.Signals(signum).name)
+        try:
+            while True:
+                try:
+                    return await self._run_station()
+                except Exception as exc:
+                    problem, error = self._storage_refusal(exc), exc
+                    if problem is None or self._stop.is_set():
+                        raise
+                if not await self._wait_for_storage(problem, error):
+                    return EXIT_OK
+        finally:
+            for signum in signals:
+                loop.remove_signal_handler(signum)
+
+    def _storage_refusal(self, error: Exception) -> str | None:
+        """Why the storage refused the start that failed with ``error``; None when it did not."""
+        problem = write_problem(self.config.data_dir)
+        if problem is None and is_storage_error(error):
+            problem = f"{error}"
+        return problem
+
+    async def _wait_for_storage(self, problem: str, error: Exception) -> bool:
+        """Out of service until the data directory takes a write; False when stopped first."""
+        if problem != self._storage_refused:  # a start refused again for the same reason is not news
+            log.critical("storage: the station cannot start: %s (%s: %s); it stays out of service (no charging, "
+                         "no backend connection) and tries again every %g s", problem, type(error).__name__,
+                         error, self.storage_retry_s)
+            self._storage_refused = problem
+        self.notifier.ready(f"out of service: storage: {problem}")  # up: systemd neither waits nor restarts
+        watchdog = asyncio.create_task(run_watchdog(self.notifier, lambda: True), name="watchdog")
+        page = asyncio.create_task(serve_out_of_service(self.config, lambda: self._storage_refused or problem),
+                                   name="webui-out-of-service")
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.storage_retry_s):
+                        await self._stop.wait()
+                if self._stop.is_set():
+                    return False
+                now = write_problem(self.config.data_dir)
+                if now is None:
+                    log.warning("storage: the data directory takes writes again; starting the station")
+                    self.notifier.status("starting: storage writable again")
+                    return True
+                if now != problem:
+                    log.error("storage: still out of service: %s", now)
+                    self.notifier.status(f"out of service: storage: {now}")
+                    problem = self._storage_refused = now
+        finally:
+            watchdog.cancel()
+            page.cancel()
+            await asyncio.wait({page})  # its port is free before the station's WebUI takes it
+            if not page.cancelled() and page.exception() is not None:
+                log.error("WebUI: the out-of-service page failed: %r", page.exception())
+
+    async def _run_station(self) -> int:
         reset = factory_reset.run_pending(self.config.data_dir)  # before anything opens the data
         store = ConfigStore.open(self.config.data_dir, installation=installation_values(self.config))
         remove_secrets = logs.add_secret_source(store.secret_values)
@@ -206,13 +281,10 @@ class Daemon:
             remove_secrets()
 
     async def _run_until_stopped(self, supervisor: Supervisor) -> int:
-        loop = asyncio.get_running_loop()
-        signals = (signal.SIGTERM, signal.SIGINT) if self.handle_signals else ()
-        for signum in signals:
-            loop.add_signal_handler(signum, self.request_stop, signal.Signals(signum).name)
         supervised = asyncio.create_task(supervisor.run(), name="supervisor")
         watchdog = asyncio.create_task(run_watchdog(self.notifier, lambda: supervisor.healthy), name="watchdog")
         stop = asyncio.create_task(self._stop.wait(), name="stop")
+        self._storage_refused = None  # started: a later refusal is news again
         self.notifier.ready(f"running: {supervisor.summary()}")
         log.info("stationd ready: %s", supervisor.summary())
         try:
@@ -229,8 +301,6 @@ class Daemon:
                 await self._cancel(supervised)
             for task in (watchdog, stop):
                 task.cancel()
-            for signum in signals:
-                loop.remove_signal_handler(signum)
 
     def _exit_code(self, supervised: asyncio.Task) -> int:
         error = supervised.exception()

@@ -326,6 +326,42 @@ async def test_unusable_database_raises_storage_error_and_leaves_nothing_behind(
     assert drain(sock) == []  # never reported ready
 
 
+async def test_a_start_the_storage_refuses_waits_out_of_service_then_starts(config, notify, caplog):
+    """No exit (a systemd restart loop that gives up): up, out of service, watchdog fed, one clear
+    log line however often the start is retried, and the station starts once the directory works."""
+    address, sock = notify
+    config.data_dir.write_text("a file where the data directory belongs")
+    daemon = Daemon(config, notifier=notifier(address, WATCHDOG_USEC="200000"), supervisor_options=FAST,
+                    storage_retry_s=0.05)
+    task = asyncio.create_task(daemon.run())
+    ready = await wait_for_line(sock, "READY=1")
+    assert any(line.startswith("STATUS=out of service: storage:") and str(config.data_dir) in line
+               for line in ready), ready
+    await wait_for_line(sock, "WATCHDOG=1")
+    await asyncio.sleep(0.3)  # several retries
+    assert not task.done()
+    refusals = [r for r in caplog.records if "the station cannot start" in r.getMessage()]
+    assert len(refusals) == 1 and refusals[0].levelno == logging.CRITICAL
+    assert config.data_dir.is_file()  # nothing of the station was made
+
+    config.data_dir.unlink()
+    ready = await wait_for_line(sock, "READY=1")
+    assert any(line.startswith("STATUS=running") for line in ready), ready
+    assert (config.data_dir / "station.db").is_file()
+    daemon.request_stop("test")
+    assert await finish(task) == EXIT_OK
+
+
+async def test_a_stop_while_out_of_service_for_storage_returns_0(config, notify):
+    address, sock = notify
+    config.data_dir.write_text("a file where the data directory belongs")
+    daemon = Daemon(config, notifier=notifier(address), storage_retry_s=30.0)
+    task = asyncio.create_task(daemon.run())
+    await wait_for_line(sock, "READY=1")
+    daemon.request_stop("test")
+    assert await finish(task) == EXIT_OK
+
+
 # ----------------------------------------------------------------------------- real process
 def daemon_env(address: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()

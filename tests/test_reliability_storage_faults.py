@@ -1,5 +1,6 @@
-"""The storage_faults reliability category, short run: a full disk under a running station
-(real, a tmpfs in a user + mount namespace) and corrupt databases before a start."""
+"""The storage_faults reliability category, short run: a full disk under a running station, a full
+and a read-only disk at a start after a power cut (real, a tmpfs in a user + mount namespace) and
+corrupt databases before a start."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def test_the_short_run_keeps_the_station_safe_and_running():
         pytest.skip(why)
     tally = run(long=False)
     assert tally.failures == []
-    assert tally.tried == 1 + len(CORRUPTIONS) and tally.passed
+    assert tally.tried == 3 + len(CORRUPTIONS) and tally.passed
 
 
 def test_a_garbage_header_is_moved_aside_and_the_station_starts_once(tmp_path):

@@ -9,7 +9,6 @@ OCPP status it is in (``StatusChanged``), and publishes what changed on the even
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -40,6 +39,7 @@ from .events import (
     StatusChanged,
 )
 from ..storage import StorageError
+from ..storage.health import storage_problem
 from ..storage.meta import StationMeta
 from .faults import Scope, fault
 from ..power.allocation import PAUSED_NOT_ENOUGH
@@ -58,7 +58,6 @@ WATCHED_KEYS = ("CsMode", "/power/station/mainsMaxCurrent", "MaxCurrentLimit", "
 NOT_CHARGING = "no session"
 STORAGE_ERRORS = (sqlite3.Error, StorageError, OSError)
 STORAGE_CHECK_S = 5.0  # the data directory's free space / writability is checked this often
-MIN_FREE_BYTES = 512 * 1024  # below this the data directory counts as full: no new session
 
 
 @dataclass(frozen=True)
@@ -144,7 +143,7 @@ class StationCore:
 
     def check_storage(self) -> None:
         """Is the data directory writable with room to spare? Writes what waits when it is."""
-        problem = _storage_problem(self.sessions.db.path.parent)
+        problem = storage_problem(self.sessions.db.path.parent)
         if problem is None and self.storage_failure is not None:
             try:
                 for session in list(self._unwritten):
@@ -596,18 +595,3 @@ class StationCore:
         if change.key == "TamperDetectionEnabled":
             self._update_tamper()
         self._evaluate_all()
-
-
-
-def _storage_problem(directory) -> str | None:
-    """Why the data directory cannot take new records (read-only, nearly full), or None."""
-    try:
-        stat = os.statvfs(directory)
-    except OSError as exc:
-        return f"cannot check {directory}: {exc.strerror or exc}"
-    if stat.f_flag & os.ST_RDONLY:
-        return f"{directory} is on a read-only file system"
-    free = stat.f_bavail * stat.f_frsize
-    if free < MIN_FREE_BYTES:
-        return f"{directory} is full ({free // 1024} KiB free)"
-    return None

@@ -18,6 +18,7 @@ context loads it again, and new connections get it. Keys are written with mode 0
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import ipaddress
 import logging
@@ -89,7 +90,13 @@ async def make_self_signed_in_child(cert_path: Path, key_path: Path, host: str) 
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "stationd.webui.certificate", str(cert_path), str(key_path), host,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    _, errors = await process.communicate()
+    try:
+        _, errors = await process.communicate()
+    except asyncio.CancelledError:  # the daemon stops meanwhile: the child goes with it
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise
     if process.returncode != 0:
         log.warning("making the WebUI's self-signed certificate in a child process failed (exit %s): %s",
                     process.returncode, errors.decode(errors="replace").strip()[-500:])
