@@ -157,6 +157,9 @@ class FakeSigned:
     def __init__(self) -> None:
         self.asked: list[tuple[int, str]] = []
 
+    def signs(self, connector_id: int) -> bool:
+        return True
+
     async def signed_reading(self, connector_id: int, context: str) -> str | None:
         self.asked.append((connector_id, context))
         return f"OCMF|{{\"RD\":[{{\"RV\":12.346,\"ST\":\"G\"}}],\"CTX\":\"{context}\"}}|{{\"SD\":\"3045\"}}"

@@ -545,6 +545,9 @@ class FakeSigned:
         self.asked: list[tuple[int, str]] = []
         self.gate: asyncio.Event | None = None
 
+    def signs(self, connector_id: int) -> bool:
+        return True
+
     async def signed_reading(self, connector_id: int, context: str) -> str | None:
         self.asked.append((connector_id, context))
         if self.gate is not None:
@@ -607,6 +610,21 @@ async def test_a_journaled_stop_is_queued_at_the_next_start(tmp_path: Path, rigs
     assert await again.deliver()
     assert again.backend.actions == ["StartTransaction", "StopTransaction"]
     assert again.backend.of("StopTransaction")[0]["reason"] == "EVDisconnected"
+
+
+async def test_a_meter_that_does_not_sign_has_its_stop_queued_with_the_close(tmp_path: Path, rigs):
+    """No signature to wait for: the StopTransaction is in the outbox the moment the session is
+    closed (the same commit), not a few milliseconds later through the journal."""
+    signed = FakeSigned()
+    signed.signs = lambda connector_id: False
+    rig = rigs(tmp_path, signed=signed, MeterValueSampleInterval="0")
+    async with rig.running():
+        rig.state(1, C)
+        await rig.timers.settle()
+        rig.state(1, A)  # no await between the close and the check
+        assert [m.action for m in rig.queued("StopTransaction")] == ["StopTransaction"]
+        assert not rig.core.meta.get(PENDING_STOPS_META)
+    assert signed.asked == []  # nothing was asked of a meter that cannot sign
 
 
 async def test_missed_periodic_ticks_are_skipped_not_replayed(tmp_path: Path, rigs):

@@ -65,6 +65,9 @@ DECIMALS = {"Wh": 0, "W": 0, "A": 1, "V": 1, "Celsius": 1, None: 2}
 class SignedMeterSource(Protocol):
     """Signed meter readings (OCMF) of the connectors' calibration-law meters."""
 
+    def signs(self, connector_id: int) -> bool:
+        """Whether the connector's meter signs at all."""
+
     async def signed_reading(self, connector_id: int, context: str) -> str | None:
         """An OCMF string of the meter's reading now (context Transaction.Begin/End), or None."""
 

@@ -66,7 +66,7 @@ Decisions
   close is rolled back with it; the core then ends the session in memory and publishes
   SessionEnded, and the StopTransaction is kept in memory and queued again every
   ``UNQUEUED_RETRY_S`` until storage takes it (lost only if the process dies meanwhile).
-* **Signed readings** (``signed``: a SignedMeterSource): fetched at SessionStarted
+* **Signed readings** (``signed``: a SignedMeterSource; connectors whose meter ``signs``): fetched at SessionStarted
   (Transaction.Begin) and SessionEnded (Transaction.End) and added as SignedData next to the
   Raw register value of Begin/End (so only when StopTxnSampledData has
   Energy.Active.Import.Register, the default). Waiting for the End reading (at most
@@ -450,7 +450,7 @@ class Transactions:
         if interval > 0:
             tx.periodic_due = session.started_at + timedelta(seconds=interval)
         self._txs[session.session_id] = tx
-        if self._signed is not None and self._running:
+        if self._signs(session.connector_id):
             tx.begin_task = self._spawn(self._fetch_begin_signature(tx))
         self._wake.set()
 
@@ -495,6 +495,11 @@ class Transactions:
                 return
             self._unqueued.pop(0)
 
+    def _signs(self, connector_id: int) -> bool:
+        """Whether the connector's meter signs its readings (then the StopTransaction waits for
+        the signed Transaction.End reading, journaled meanwhile)."""
+        return self._signed is not None and self._running and self._signed.signs(connector_id)
+
     async def _fetch_begin_signature(self, tx: _Tx) -> None:
         tx.begin_signed = await self._signed_reading(tx.session.connector_id, "Transaction.Begin")
 
@@ -514,7 +519,7 @@ class Transactions:
         end = (self._snapshot(cid, session.stopped_at, session.meter_stop_wh) if live else
                _Snapshot(session.stopped_at, _EnergyAt(None, session.meter_stop_wh), None, 1, None))
         unsigned = self._stop_payload(tx, session, end, None)
-        if not (live and self._signed is not None and self._running):
+        if not (live and self._signs(cid)):  # queued now, with the close
             self._enqueue_stop(session, unsigned, strict=strict)
             if tx.begin_task is not None:
                 tx.begin_task.cancel()
