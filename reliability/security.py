@@ -4,7 +4,7 @@ One ``stationd demo`` (child process, its own process group) on a profile 2 TLS 
 on 127.0.0.1 (:mod:`reliability.security_rig`) is tried, in this order, by
 
 1. :mod:`reliability.security_tls` — SecurityProfile downgrades by ChangeConfiguration, then the
-   TLS matrix (untrusted CA, expired certificate, wrong host name, TLS 1.0/1.1 only; the long run
+   TLS matrix (untrusted CA, expired certificate, wrong host name, TLS 1.1 only, TLS 1.0 only; the long run
    adds a foreign cipher suite and an RSA stranger), then back to the good backend;
 2. :mod:`reliability.security_secrets` — secrets set, the station exercised (GetConfiguration,
    GetDiagnostics upload, every WebUI page), every log, file and archive member scanned;

@@ -86,14 +86,15 @@ class HandshakeServer:
         self._listener.close()
 
 
-def server_context(pki: ThrowawayPKI, *, old_tls_only: bool = False) -> ssl.SSLContext:
+def server_context(pki: ThrowawayPKI, *, old_tls: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+    """A server with the PKI's certificate; ``old_tls``: it speaks that TLS version (1.0 or 1.1)
+    and no other."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(pki.cert_path, pki.key_path)
-    if old_tls_only:
+    if old_tls is not None:
         with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated: that is the point
             warnings.simplefilter("ignore", DeprecationWarning)
-            context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-            context.maximum_version = ssl.TLSVersion.TLSv1_1
+            context.minimum_version = context.maximum_version = old_tls
         context.set_ciphers("ALL:@SECLEVEL=0")
     return context
 

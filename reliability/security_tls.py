@@ -2,8 +2,8 @@
 
 Each bad backend is a real TLS server on 127.0.0.1 with one thing wrong — a certificate from a CA
 the station does not trust, an expired certificate or one for another host name (both issued by
-the trusted CA), a server that speaks only TLS 1.0/1.1 — and a client that checks nothing shakes
-hands with it first, so the server demonstrably works. The station is sent there with
+the trusted CA), a server that speaks only TLS 1.1, one that speaks only TLS 1.0 — and a client
+that checks nothing shakes hands with it first, so the server demonstrably works. The station is sent there with
 ``stationd config set Endpoint`` while it runs; the case holds when it never completes a
 handshake, tries again (at least twice, backoff 1–2 s), logs the refusal with its reason, and
 stays alive; afterwards it goes back to the good backend and reconnects with its state
@@ -44,7 +44,9 @@ def backends(rig: Rig, long: bool) -> list[BadBackend]:
         BadBackend("wrong host name", bad_server_context(rig.pki, folder / "elsewhere", host="elsewhere.example",
                                                          ips=()),
                    ("hostname mismatch", "ip address mismatch", "mismatch")),
-        BadBackend("TLS 1.0/1.1 only", server_context(rig.pki, old_tls_only=True),
+        BadBackend("TLS 1.1 only", server_context(rig.pki, old_tls=ssl.TLSVersion.TLSv1_1),
+                   ("tls version refused",), old_tls=True),
+        BadBackend("TLS 1.0 only", server_context(rig.pki, old_tls=ssl.TLSVersion.TLSv1),
                    ("tls version refused",), old_tls=True),
     ]
     if long:

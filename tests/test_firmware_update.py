@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from file_servers import PASSWORD, USER, FtpFiles, HttpFiles
+from test_ocpp_client import Station
 
 from firmware_sim.central_system import CentralSystem
 from firmware_sim.world import SimConnectorSpec, SimWorld
@@ -25,12 +26,10 @@ from stationd import daemon as daemon_module
 from stationd.config.station_file import parse_station_config
 from stationd.config.store import ConfigStore
 from stationd.core.events import EventBus, SessionEnded
-from stationd.daemon import Daemon
 from stationd.firmware.package import build_package
 from stationd.firmware.update import INSTALLED_META, UPDATE_META, FirmwareUpdater
 from stationd.ocpp_client.errors import CallError
 from stationd.ocpp_client.handlers.firmware_management import update_firmware
-from stationd.sdnotify import SystemdNotifier
 from stationd.storage import Database
 from stationd.storage.meta import StationMeta
 
@@ -415,13 +414,12 @@ def station_config(data_dir: Path, url: str):
         f"data_dir: {data_dir}\n")
 
 
-class RebootingStation:
+class RebootingStation(Station):
     """The daemon in this event loop; the dry-run system edge's reboot restarts it in place,
     as in the demo."""
 
     def __init__(self, config, world, monkeypatch):
-        self.config, self.world = config, world
-        self.boots, self.reboots = 0, []
+        self.reboots = []
         real = daemon_module.system_edge
 
         def system_edge(backend, **options):
@@ -429,28 +427,11 @@ class RebootingStation:
             return real(backend, **options)
 
         monkeypatch.setattr(daemon_module, "system_edge", system_edge)
-        self.task = asyncio.create_task(self._run())
+        super().__init__(config, world)
 
     def _reboot(self, reason: str) -> None:
         self.reboots.append(reason)
         self.daemon.request_restart(f"reboot: {reason}")
-
-    async def _run(self) -> int:
-        while True:
-            self.daemon = Daemon(self.config, world=self.world, notifier=SystemdNotifier.from_env({}),
-                                 handle_signals=False, component_factories=[self._capture])
-            code = await self.daemon.run()
-            if not self.daemon.restart_requested:
-                return code
-
-    def _capture(self, station):
-        self.boots += 1
-        self.station = station
-        return []
-
-    async def stop(self) -> None:
-        self.daemon.request_stop("test over")
-        assert await asyncio.wait_for(self.task, 15) == 0
 
 
 def sent(cs: CentralSystem, action: str) -> list[dict]:

@@ -29,21 +29,25 @@ def config_for(data_dir: Path, url: str, connectors: int = 2):
 
 
 class Station:
-    """The daemon running in this event loop (restarted in place after a Reset, like the demo)."""
+    """The daemon running in this event loop (restarted in place after a Reset, like the demo).
+    A stop is remembered: one asked for while the station restarts ends it instead of reaching
+    the daemon that is already gone and leaving the next one running."""
 
     def __init__(self, config, world):
         self.config, self.world = config, world
         self.daemon: Daemon | None = None
         self.boots = 0
+        self.stopping = False
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> int:
-        while True:
+        while not self.stopping:
             self.daemon = Daemon(self.config, world=self.world, notifier=SystemdNotifier.from_env({}),
                                  handle_signals=False, component_factories=[self._capture])
             code = await self.daemon.run()
             if not self.daemon.restart_requested:
                 return code
+        return 0
 
     def _capture(self, station):
         self.boots += 1
@@ -55,7 +59,9 @@ class Station:
         return self.station.store
 
     async def stop(self) -> None:
-        self.daemon.request_stop("test over")
+        self.stopping = True
+        if self.daemon is not None:
+            self.daemon.request_stop("test over")
         assert await asyncio.wait_for(self.task, 15) == 0
 
 
