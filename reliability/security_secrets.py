@@ -3,12 +3,14 @@ exercised, and every place a secret could show up is searched for every form of 
 
 Secrets: the AuthorizationKey (given at start as plain text, then changed over OCPP as hex),
 the WebUI password (the password change), the SIM PIN and SIM password (WebUI Mobile page, the
-dry-run system edge's simulated modem). The station has no Wi-Fi and no PSK setting (nothing in
-stationd/ reads or stores one), so there is no PSK to set.
+dry-run system edge's simulated modem), the Wi-Fi passphrase (WebUI Network > Interfaces with
+the WAN on wlan0) and the PSK derived from it (PBKDF2, what wpa_passphrase prints; the one form
+the station keeps, in the device's 0600 wpa_supplicant file — the dry run keeps it in memory).
 
 Where: the daemon's log (its stderr), every file of the data directory except the two stores
 that must keep what the station uses (station.db, settings.json — searched for the WebUI
-password only, which must be stored as a hash), every member of the diagnostics archive that
+password and the Wi-Fi passphrase only: the one must be stored as a hash, the other not at
+all), every member of the diagnostics archive that
 GetDiagnostics uploads to an HTTP server on 127.0.0.1, the answer of GetConfiguration (all keys,
 and each key by name), and every WebUI page (GET of every route). Forms: plain (any letter
 case), hex (any case), base64, URL-encoded, and the HTTP Basic token ``base64(box:key)``.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import io
 import tarfile
 import time
@@ -32,6 +35,9 @@ AUTHORIZATION_KEY_2 = "Rotated-AuthKey-Zq81"  # 20 bytes, the most OCPP allows
 WEBUI_PASSWORD = "Web-Secret-Pw-93kX"
 SIM_PIN = "90817263"
 SIM_PASSWORD = "Sim-Secret-Pw-41zR"
+WIFI_SSID = "Depot-Scan"
+WIFI_PASSPHRASE = "Wifi-Secret-Pp-58qT"
+WIFI_PSK = hashlib.pbkdf2_hmac("sha1", WIFI_PASSPHRASE.encode(), WIFI_SSID.encode(), 4096, 32).hex()
 STORES = ("station.db", "settings.json")  # where the station keeps what it must use (not logs)
 
 
@@ -51,7 +57,15 @@ def secrets_of(rig: Rig) -> dict[str, list[bytes]]:
         "WebUI password": forms(WEBUI_PASSWORD),
         "SIM PIN": forms(SIM_PIN),
         "SIM password": forms(SIM_PASSWORD),
+        "Wi-Fi passphrase": forms(WIFI_PASSPHRASE),
+        "Wi-Fi PSK": psk_forms(WIFI_PSK),
     }
+
+
+def psk_forms(psk: str) -> list[bytes]:
+    """The PSK as its hex text (every form of that) and as its 32 raw bytes (raw, base64)."""
+    raw = bytes.fromhex(psk)
+    return sorted(set(forms(psk)) | {raw.lower(), base64.b64encode(raw).lower()})
 
 
 def find(data: bytes, secrets: dict[str, list[bytes]]) -> list[str]:
@@ -93,7 +107,7 @@ class Uploads:
 
 
 async def set_secrets(rig: Rig, client: WebClient, tally: Tally) -> bool:
-    """Set the four secrets; False (and a failed case) when one cannot be set."""
+    """Set the secrets; False (and a failed case) when one cannot be set."""
     rig.secure.passwords[BOX] = AUTHORIZATION_KEY_2.encode()
     before = len(rig.secure.handshakes(BOX))
     answer = await rig.secure.call(BOX, "ChangeConfiguration",
@@ -120,6 +134,13 @@ async def set_secrets(rig: Rig, client: WebClient, tally: Tally) -> bool:
     if status != 200:
         tally.failed(f"secrets: the Mobile page refused the SIM settings (HTTP {status})")
         return False
+    await client.get("/network/interfaces")
+    status, text = await client.post("/network/interfaces", {
+        "interface": "wlan0", "ipv4_method": "dhcp", "ipv6_method": "dhcp", "wifi_ssid": WIFI_SSID,
+        "wifi_security": "WPA2-Personal", "wifi_passphrase": WIFI_PASSPHRASE})
+    if status != 200 or "Saved." not in text:
+        tally.failed(f"secrets: the Interfaces page refused the Wi-Fi settings (HTTP {status})")
+        return False
     return True
 
 
@@ -130,7 +151,7 @@ async def exercise_and_collect(rig: Rig, client: WebClient, tally: Tally) -> dic
     places: dict[str, bytes] = {}
     everything = await rig.secure.call(BOX, "GetConfiguration", {})
     places["GetConfiguration (all keys)"] = repr(everything).encode()
-    names = [k["key"] for k in everything.get("configurationKey", [])] + ["AuthorizationKey"]
+    names = [k["key"] for k in everything.get("configurationKey", [])] + ["AuthorizationKey", "NetworkConfig"]
     for name in names:
         answer = await rig.secure.call(BOX, "GetConfiguration", {"key": [name]})
         places[f"GetConfiguration {name}"] = repr(answer).encode()
@@ -182,10 +203,11 @@ def archive_members(data: bytes) -> list[tuple[str, bytes]]:
 
 
 def check_stores(rig: Rig) -> list[str]:
-    """The WebUI password must not be stored as itself (only its hash)."""
-    password = {"WebUI password": forms(WEBUI_PASSWORD)}
+    """The WebUI password must not be stored as itself (only its hash), the Wi-Fi passphrase
+    not at all (only the PSK derived from it, and that outside the data directory)."""
+    never = {"WebUI password": forms(WEBUI_PASSWORD), "Wi-Fi passphrase": forms(WIFI_PASSPHRASE)}
     return [f"{path.name}: {hit}" for path in sorted(rig.data_dir.rglob("*"))
-            if path.is_file() and path.name.startswith(STORES) for hit in find(path.read_bytes(), password)]
+            if path.is_file() and path.name.startswith(STORES) for hit in find(path.read_bytes(), never)]
 
 
 async def run_scan(rig: Rig, tally: Tally) -> None:
@@ -210,10 +232,12 @@ async def run_scan(rig: Rig, tally: Tally) -> None:
                find(path.read_bytes(), {"AuthorizationKey": forms(AUTHORIZATION_KEY_2)})]
     if not control:  # the key must be stored (hex) to be used: the scanner must see it there
         tally.failed("secrets: control failed: the scanner does not find the stored AuthorizationKey in settings.json")
+    if WIFI_SSID.encode() not in places.get("GetConfiguration NetworkConfig", b""):  # the Wi-Fi WAN was set
+        tally.failed("secrets: control failed: NetworkConfig does not show the Wi-Fi network the scan set")
     for hit in check_stores(rig):
         found_any = True
         tally.lost += 1
-        tally.failed(f"the WebUI password is stored as itself: {hit}")
+        tally.failed(f"a secret the station must not keep is stored as itself: {hit}")
     members = sum(1 for p in places if p.startswith("diagnostics ") and ": " in p)
     tally.notes.append(f"secret scan: {len(secrets)} secrets in {sum(map(len, secrets.values()))} spellings in {len(places)} places ({members} diagnostics archive members): "
-                       f"{'FOUND' if found_any else 'none found'}; the station has no Wi-Fi PSK setting")
+                       f"{'FOUND' if found_any else 'none found'}")

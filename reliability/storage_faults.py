@@ -311,6 +311,7 @@ def run(long: bool) -> Tally:
                      * rounds + tries)
         else:
             tally.notes.append(f"full disk not tried: {why}")
+        noted: set[str] = set()  # each kind's note once, however many rounds
         for index, (kind, how) in enumerate(tries):
             directory = Path(base) / f"try-{index}"
             directory.mkdir()
@@ -320,7 +321,8 @@ def run(long: bool) -> Tally:
             except Exception as exc:  # noqa: BLE001 - counted, the others go on
                 tally.failed(f"{how}: {exc}")
             else:
-                tally.ok(note if index < len(tries) // rounds else None)
+                tally.ok(note if how not in noted else None)
+                noted.add(how)
     return tally
 
 

@@ -3,12 +3,16 @@ NetworkConfig / NetworkStatus JSON shapes (Eaton seed 003 §4.3.1), validation, 
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from stationd import logs
 from stationd.config.keys.shapes import network_shape
 from stationd.config.value_types import Json
 from stationd.system import DeviceOptions, DeviceSystem, DryRunSystem, NetworkConfigError, RecordingRunner, WanConfig
@@ -314,3 +318,186 @@ async def test_dry_run_records_and_remembers():
     status = await dry.network_status()
     assert [list(e) for e in status] == [list(EATON_NETWORK_STATUS[0])] * 2
     assert status[0]["ipv4"] == "192.0.2.10"
+
+
+# ---- a Wi-Fi WAN -------------------------------------------------------------------------------
+
+IEEE_PSK = "f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e"  # IEEE 802.11i: "password", "IEEE"
+PASSPHRASE = "Depot-Wifi-Secret-77"
+WIFI = {"interface": "wlan0", "ipv4": {"method": "dhcp"},
+        "wifi": {"ssid": "Depot Ünit", "security": "WPA2-Personal", "passphrase": PASSPHRASE}}
+SUPPLICANT_FILE = "etc/wpa_supplicant/wpa_supplicant-wlan0.conf"
+
+
+def test_the_psk_is_the_one_wpa_passphrase_derives():
+    from stationd.system.wifi import derive_psk
+
+    assert derive_psk("password", "IEEE") == IEEE_PSK
+    config = WanConfig.from_dict({"interface": "wlan0", "wifi": {"ssid": "IEEE", "passphrase": "password"}})
+    assert config.wifi.psk == IEEE_PSK and config.wifi.key_mgmt == "WPA-PSK"
+    raw = WanConfig.from_dict({"interface": "wlan0", "wifi": {"ssid": "IEEE", "passphrase": IEEE_PSK.upper()}})
+    assert raw.wifi.psk == IEEE_PSK  # 64 hex digits are the key itself
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"interface": "wlan0", "wifi": {"ssid": "Depot", "passphrase": "1234567"}},
+     "wifi.passphrase: must be 8 to 63 characters (got 7)"),
+    ({"interface": "wlan0", "wifi": {"ssid": "Depot", "passphrase": "x" * 64}},
+     "wifi.passphrase: 64 characters must all be hex digits"),
+    ({"interface": "wlan0", "wifi": {"ssid": "Depot", "passphrase": "a" * 65}},
+     "wifi.passphrase: must be 8 to 63 characters (got 65)"),
+    ({"interface": "wlan0", "wifi": {"ssid": "Depot", "passphrase": "pässwörter"}},
+     "wifi.passphrase: only printable ASCII"),
+    ({"interface": "wlan0", "wifi": {"ssid": "Depot"}}, "wifi.passphrase: required with WPA2-Personal"),
+    ({"interface": "wlan0", "wifi": {"ssid": "x" * 33, "passphrase": "password"}},
+     "wifi.ssid: at most 32 bytes of UTF-8 (got 33)"),
+    ({"interface": "wlan0", "wifi": {"ssid": "ü" * 17, "passphrase": "password"}}, "(got 34)"),  # bytes, not letters
+    ({"interface": "wlan0", "wifi": {"ssid": "", "security": "Open"}}, "wifi.ssid: required"),
+    ({"interface": "wlan0", "wifi": {"ssid": "Depot", "security": "WEP"}}, "wifi.security: must be one of"),
+    ({"interface": "wlan0", "wifi": {"ssid": "Depot", "security": "Open", "passphrase": "password"}},
+     "wifi.passphrase: only with WPA2-Personal"),
+    ({"interface": "wlan0", "wifi": {"ssid": "Depot", "passphrase": "password", "psk": "x"}},
+     "wifi.psk: unknown field"),
+    ({"interface": "wlan0"}, "wifi: required for the Wi-Fi interface wlan0"),
+    ({"interface": "eth0", "wifi": {"ssid": "Depot", "passphrase": "password"}},
+     "wifi: only for a Wi-Fi interface (wlan…), not eth0"),
+])
+async def test_invalid_wifi_settings_are_refused_before_anything_changes(device: DeviceSystem, runner,
+                                                                         tmp_path: Path, data: dict, message: str):
+    with pytest.raises(NetworkConfigError) as raised:
+        await device.set_wan_config(WanConfig.from_dict(data))
+    assert message in str(raised.value)
+    passphrase = data.get("wifi", {}).get("passphrase")
+    assert not passphrase or passphrase not in str(raised.value)  # never quoted back
+    assert runner.calls == [] and not (tmp_path / "etc").exists()
+
+
+def test_each_wifi_field_has_its_own_problem():
+    with pytest.raises(NetworkConfigError) as raised:
+        WanConfig.from_dict({"interface": "wlan0", "ipv4": {"method": "auto"},
+                             "wifi": {"ssid": "x" * 40, "passphrase": "short"}})
+    assert sorted(p.split(":")[0] for p in raised.value.problems) == ["ipv4.method", "wifi.passphrase", "wifi.ssid"]
+
+
+def test_neither_the_passphrase_nor_the_psk_is_shown():
+    config = WanConfig.from_dict(WIFI)
+    psk = config.wifi.psk
+    assert len(psk) == 64 and psk not in (PASSPHRASE, PASSPHRASE.lower())
+    assert config.describe() == 'wlan0 ipv4=dhcp ipv6=dhcp wifi ssid="Depot Ünit" security=WPA2-Personal psk=****'
+    for text in (repr(config), str(config), config.describe(), json.dumps(config.to_dict()),
+                 json.dumps(config.wifi.public())):
+        assert PASSPHRASE not in text and psk not in text
+    assert "psk=****" in repr(config)
+    assert config.to_dict()["wifi"] == {"ssid": "Depot Ünit", "security": "WPA2-Personal"}
+
+
+def test_an_empty_passphrase_keeps_the_stored_key_only_for_the_same_ssid():
+    stored = WanConfig.from_dict(WIFI).wifi
+    same = WanConfig.from_dict({**WIFI, "wifi": {"ssid": "Depot Ünit", "passphrase": ""}}, stored_wifi=stored)
+    assert same.wifi == stored
+    with pytest.raises(NetworkConfigError, match="wifi.passphrase: required: the SSID changed"):
+        WanConfig.from_dict({**WIFI, "wifi": {"ssid": "Other", "passphrase": ""}}, stored_wifi=stored)
+    changed = WanConfig.from_dict({**WIFI, "wifi": {"ssid": "Depot Ünit", "passphrase": "another-one"}},
+                                  stored_wifi=stored)
+    assert changed.wifi.psk != stored.psk
+
+
+async def test_a_wifi_wan_writes_wpa_supplicants_file_and_starts_it(device: DeviceSystem, runner, tmp_path: Path):
+    config = WanConfig.from_dict(WIFI)
+    assert await device.set_wan_config(config) is True
+    path = tmp_path / SUPPLICANT_FILE
+    assert path.read_text() == (
+        "# Written by stationd (WebUI Network > Interfaces, the Wi-Fi WAN). Do not edit: stationd replaces this file.\n"
+        "ctrl_interface=/run/wpa_supplicant\nupdate_config=0\n\nnetwork={\n"
+        f"\tssid={'Depot Ünit'.encode().hex()}\n\tkey_mgmt=WPA-PSK\n\tproto=RSN\n\tpsk={config.wifi.psk}\n}}\n")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # the key: the daemon's user only
+    assert "Name=wlan0\n" in (tmp_path / WAN_FILE).read_text()
+    assert runner.lines == ["networkctl reload", "systemctl try-restart wpa_supplicant@wlan0.service",
+                            "systemctl enable --now wpa_supplicant@wlan0.service"]
+    assert device.wan_config() == config  # read back: SSID, security and the kept key
+    assert PASSPHRASE.encode() not in b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    runner.calls.clear()
+    assert await device.set_wan_config(WanConfig.from_dict(WIFI)) and runner.calls == []  # unchanged
+    entry = device.network_config()[0]
+    assert entry == {"link": "wlan0", "enabled": True, "dhcp": "client", "routing": "no", "mode": "client",
+                     "ssid": "Depot Ünit", "key_mgmt": "WPA-PSK"}  # no psk: write-only, like the AuthorizationKey
+    network_shape(json.loads(Json(shape=network_shape).render(device.network_config())))
+
+
+async def test_an_open_network_and_leaving_wifi(device: DeviceSystem, runner, tmp_path: Path):
+    await device.set_wan_config(WanConfig.from_dict(WIFI))
+    runner.calls.clear()
+    open_network = WanConfig.from_dict({"interface": "wlan0", "wifi": {"ssid": "Guest", "security": "Open"}})
+    assert await device.set_wan_config(open_network)
+    text = (tmp_path / SUPPLICANT_FILE).read_text()
+    assert f"\tssid={b'Guest'.hex()}\n\tkey_mgmt=NONE\n}}\n" in text and "psk" not in text
+    assert runner.lines == ["systemctl try-restart wpa_supplicant@wlan0.service",  # the .network file is the same
+                            "systemctl enable --now wpa_supplicant@wlan0.service"]
+    assert device.wan_config() == open_network
+    assert device.network_config()[0]["key_mgmt"] == "NONE"
+    runner.calls.clear()
+    assert await device.set_wan_config(WanConfig())
+    assert runner.lines == ["networkctl reload", "systemctl disable --now wpa_supplicant@wlan0.service"]
+    assert not (tmp_path / SUPPLICANT_FILE).exists() and device.wan_config() == WanConfig()
+
+
+async def test_an_unwritable_supplicant_directory_writes_and_runs_nothing(tmp_path: Path, runner):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "wpa_supplicant").write_text("not a directory")
+    device = DeviceSystem(DeviceOptions(root=tmp_path), runner=runner)
+    assert await device.set_wan_config(WanConfig.from_dict(WIFI)) is False
+    assert runner.calls == [] and not (tmp_path / NETWORK_DIR).exists()
+
+
+async def test_a_failing_supplicant_start_is_reported(device: DeviceSystem, runner):
+    runner.answer("systemctl", "enable", returncode=1, stderr="Unit wpa_supplicant@wlan0.service not found.")
+    assert await device.set_wan_config(WanConfig.from_dict(WIFI)) is False
+
+
+async def test_a_wifi_wan_without_its_supplicant_file_reads_as_dhcp(device: DeviceSystem, tmp_path: Path):
+    await device.set_wan_config(WanConfig.from_dict(WIFI))
+    (tmp_path / SUPPLICANT_FILE).write_text("network={\n\tssid=\"quoted\"\n\tpsk=\"plain\"\n}\n")  # hand-edited
+    assert device.wan_config() == WanConfig()
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """The station's log handler (with its secret redaction) writing here; restored afterwards."""
+    root = logging.getLogger(logs.ROOT)
+    handlers, propagate, level = list(root.handlers), root.propagate, root.level
+    stream = io.StringIO()
+    logs.configure(stream, journal=False)
+    yield stream
+    root.handlers[:] = handlers
+    root.propagate, root.level = propagate, level
+
+
+@pytest.mark.parametrize("system", ["device", "dry-run"])
+async def test_the_psk_never_reaches_a_log_line(tmp_path: Path, runner, log_stream: io.StringIO, system: str):
+    stream = log_stream
+    edge = DeviceSystem(DeviceOptions(root=tmp_path), runner=runner) if system == "device" else DryRunSystem()
+    config = WanConfig.from_dict({**WIFI, "wifi": {"ssid": f"Log test {system}", "passphrase": PASSPHRASE}})
+    try:
+        assert await edge.set_wan_config(config)
+        logging.getLogger("stationd.test").warning("a careless line: %s", config.wifi.psk.upper())
+        text = stream.getvalue()
+        assert "psk=****" in text and "a careless line: ***" in text
+        assert config.wifi.psk not in text.lower() and PASSPHRASE not in text
+    finally:
+        edge.close()
+    logging.getLogger("stationd.test").warning("after close: %s", config.wifi.psk)
+    assert config.wifi.psk in stream.getvalue()  # close() removed the registration
+
+
+async def test_dry_run_records_the_wifi_settings_masked():
+    dry = DryRunSystem()
+    config = WanConfig.from_dict(WIFI)
+    assert await dry.set_wan_config(config)
+    assert dry.actions == [("set_wan_config",
+                            'wlan0 ipv4=dhcp ipv6=dhcp wifi ssid="Depot Ünit" security=WPA2-Personal psk=****')]
+    assert dry.wan_config() == config and dry.wan_config().wifi.psk == config.wifi.psk
+    assert dry.network_config()[0] == {"link": "wlan0", "enabled": True, "dhcp": "client", "routing": "no",
+                                       "mode": "client", "ssid": "Depot Ünit", "key_mgmt": "WPA-PSK"}
+    status = (await dry.network_status())[0]
+    assert list(status) == [k for k in EATON_NETWORK_STATUS[2] if k not in ("ipv4", "mask")]
+    dry.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import json
 import re
 import ssl
 from pathlib import Path
@@ -16,9 +17,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from test_ocpp_client import BOX
 from webui_helpers import WebClient, logged_in, webui_station
 
 from stationd.system.dry_run import simulated_modem
+from stationd.system.wifi import derive_psk
 
 
 def field_error(text: str, name: str) -> str:
@@ -56,6 +59,63 @@ async def test_wan_manual_config_reaches_the_system_edge_and_bad_addresses_are_r
             status, text = await client.post("/network/interfaces", {"ipv4_method": "dhcp", "ipv6_method": "dhcp",
                                                                      "ipv4_address": "192.0.2.99"})
             assert status == 200 and system.actions[-1] == ("set_wan_config", "eth0 ipv4=dhcp ipv6=dhcp")
+
+
+WIFI_PASSPHRASE = "Depot-Wifi-Secret-77"
+WIFI = {**MANUAL, "ipv4_method": "dhcp", "ipv4_dns": "", "interface": "wlan0", "wifi_ssid": "Depot",
+        "wifi_security": "WPA2-Personal", "wifi_passphrase": WIFI_PASSPHRASE}
+
+
+async def network_config(cs) -> list[dict]:
+    await cs.wait_connected(BOX, 15)
+    answer = await cs.call(BOX, "GetConfiguration", {"key": ["NetworkConfig"]})
+    return json.loads(answer["configurationKey"][0]["value"])
+
+
+async def test_a_wifi_wan_is_saved_and_its_passphrase_is_never_shown(tmp_path: Path):
+    async with webui_station(tmp_path) as (station, base, ca, cs):
+        system = station.station.system
+        async with logged_in(base, ca) as client:
+            status, text = await client.get("/network/interfaces")
+            assert status == 200 and 'id="f-interface" name="interface" type="text" value="eth0"' in text
+            assert 'name="wifi_passphrase" type="password" autocomplete="new-password"' in text
+            status, text = await client.post("/network/interfaces", WIFI)
+            assert status == 200 and "Saved." in text, text[:500]
+            psk = derive_psk(WIFI_PASSPHRASE, "Depot")
+            assert system.wan_config().wifi.psk == psk and system.wan_config().interface == "wlan0"
+            assert ("set_wan_config", 'wlan0 ipv4=dhcp ipv6=dhcp wifi ssid="Depot" security=WPA2-Personal psk=****') \
+                in system.actions
+            assert WIFI_PASSPHRASE not in text and psk not in text
+            assert 'value="Depot"' in text and "leave empty to keep the stored passphrase" in text
+            assert re.search(r'name="wifi_passphrase"[^>]* value=""', text)
+            entry = (await network_config(cs))[0]
+            assert entry == {"link": "wlan0", "enabled": True, "dhcp": "client", "routing": "no", "mode": "client",
+                             "ssid": "Depot", "key_mgmt": "WPA-PSK"}  # the psk left out, as the AuthorizationKey's value
+            answer = repr(await cs.call(BOX, "GetConfiguration", {}))
+            assert WIFI_PASSPHRASE not in answer and psk not in answer
+
+            status, text = await client.post("/network/interfaces", {**WIFI, "wifi_passphrase": "",
+                                                                     "ipv6_method": "manual",
+                                                                     "ipv6_address": "2001:db8::5", "ipv6_prefix": "64"})
+            assert status == 200 and "Saved." in text
+            assert system.wan_config().wifi.psk == psk and system.wan_config().ipv6.address == "2001:db8::5"
+
+            count = len(system.actions)
+            status, text = await client.post("/network/interfaces", {**WIFI, "wifi_ssid": "Other", "wifi_passphrase": ""})
+            assert status == 400 and "the SSID changed" in field_error(text, "wifi_passphrase")
+            assert 'value="Other"' in text  # shown again to be corrected, the passphrase never
+            status, text = await client.post("/network/interfaces", {**WIFI, "wifi_passphrase": "Short-7"})
+            assert status == 400 and "8 to 63 characters (got 7)" in field_error(text, "wifi_passphrase")
+            assert "Short-7" not in text
+            status, text = await client.post("/network/interfaces", {**WIFI, "wifi_ssid": "S" * 33})
+            assert status == 400 and "at most 32 bytes" in field_error(text, "wifi_ssid")
+            assert WIFI_PASSPHRASE not in text and len(system.actions) == count
+            assert system.wan_config().wifi.ssid == "Depot"
+
+            status, text = await client.post("/network/interfaces", {**WIFI, "interface": "eth0"})  # JavaScript off
+            assert status == 200 and system.actions[-1] == ("set_wan_config", "eth0 ipv4=dhcp ipv6=dhcp")
+            assert system.wan_config().wifi is None and "bridge" in (await network_config(cs))[0]
+            assert all(WIFI_PASSPHRASE not in detail and psk not in detail for _, detail in system.actions)
 
 
 async def test_mobile_page_without_a_modem_says_so(tmp_path: Path):

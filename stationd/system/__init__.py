@@ -9,7 +9,8 @@ every action.
 Modules, one job each: ``edge`` (the protocol, the factory), ``device`` and ``dry_run`` (the
 two implementations), ``shared`` (rules both use), ``runner`` (running commands), ``files``
 (atomic writes), ``options`` (device paths and programs), ``network`` / ``network_status``
-(WAN and USB settings, NetworkConfig / NetworkStatus JSON), ``modem`` (mmcli, RSSI, SIM
+(WAN and USB settings, NetworkConfig / NetworkStatus JSON), ``wifi`` (a Wi-Fi WAN: its PSK and
+wpa_supplicant file), ``modem`` (mmcli, RSSI, SIM
 settings), ``timesync`` (time zone, NTP, time source), ``vendor_access`` (maintenance access
 for a limited time), ``watchdog`` (HWatchdog), ``monitor`` (live values for keys and faults).
 """

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..firmware.package import PackageError, extract_payloads, read_manifest, verify_package
-from . import modem, network, timesync, watchdog
+from . import modem, network, timesync, watchdog, wifi
 from .files import PRIVATE, atomic_write, read_text
 from .modem import MobileSettings, ModemInfo, ModemOutputError, SignalReading
 from .network import NetworkConfigError, WanConfig
@@ -31,6 +31,7 @@ from .runner import CommandResult, CommandRunner, Secret, SubprocessRunner, mask
 from .shared import SharedBehaviour, VendorAccessListener
 from .timesync import TimeStatus
 from .vendor_access import KINDS, off_timer_command, off_timer_unit
+from .wifi import PskSecrets, WifiSettings
 
 log = logging.getLogger("stationd.system")
 
@@ -47,6 +48,11 @@ class DeviceSystem(SharedBehaviour):
         self.options = options or DeviceOptions()
         self.runner: CommandRunner = runner or SubprocessRunner()
         self._signal_setup_sent = False
+        self._psks = PskSecrets()  # the Wi-Fi keys seen, redacted from every log line
+
+    def close(self) -> None:
+        self._psks.close()
+        super().close()
 
     # ---- plumbing ----------------------------------------------------------------------------
 
@@ -136,25 +142,73 @@ class DeviceSystem(SharedBehaviour):
     def _network_path(self, name: str) -> Path:
         return self.options.path(self.options.network_dir) / name
 
+    def _supplicant_path(self, interface: str) -> Path:
+        return self.options.path(wifi.supplicant_file(interface))
+
     def wan_config(self) -> WanConfig:
-        """The WAN settings as the station's .network file says (DHCP when there is none)."""
+        """The WAN settings as the station's .network file (and, for a Wi-Fi WAN, its
+        wpa_supplicant file) says; DHCP on the configured interface when there is none."""
         text = read_text(self._network_path(network.WAN_FILE))
         if text is not None:
             try:
-                return network.parse_wan(text)
+                return network.parse_wan(text, self._wifi)
             except NetworkConfigError as exc:
                 log.warning("%s is not readable (%s); showing DHCP", self._network_path(network.WAN_FILE), exc)
         return WanConfig(interface=self.options.wan_interface)
 
+    def _wifi(self, interface: str) -> WifiSettings | None:
+        path = self._supplicant_path(interface)
+        text = read_text(path)
+        if text is None:
+            return None
+        try:
+            settings = wifi.parse_supplicant(text)
+        except ValueError as exc:
+            log.warning("%s is not readable: %s", path, exc)
+            return None
+        self._psks.remember(settings)
+        return settings
+
     async def set_wan_config(self, config: WanConfig) -> bool:
         """Write the WAN .network file, then ``networkctl reload`` (networkd reconfigures the
-        interface). NetworkConfigError before anything is written when the settings cannot work."""
+        interface). A Wi-Fi WAN first gets its wpa_supplicant file (0600: it holds the PSK) and
+        afterwards ``systemctl try-restart`` (the file changed) and ``enable --now`` of its
+        wpa_supplicant@ unit; leaving a Wi-Fi WAN stops that unit and removes its file.
+        NetworkConfigError before anything is written when the settings cannot work."""
         _check_not_usb(config, self.options.usb_interface)
+        previous = self.wan_config()
+        supplicant: bool | None = False
+        if config.wifi is not None:
+            self._psks.remember(config.wifi)
+            supplicant = self._write(self._supplicant_path(config.interface), wifi.render_supplicant(config.wifi),
+                                     f"Wi-Fi {config.interface}: {config.wifi.describe()}", PRIVATE)
+            if supplicant is None:
+                return False
         path = self._network_path(network.WAN_FILE)
         written = self._write(path, network.render_wan(config), f"WAN: {config.describe()}")
-        if written is None:
+        if written is None or (written and not (await self._run("networkctl", "reload")).ok):
             return False
-        return not written or (await self._run("networkctl", "reload")).ok
+        ok = True
+        if config.wifi is not None and (supplicant or written):
+            unit = wifi.supplicant_unit(config.interface)
+            if supplicant:  # a running wpa_supplicant reads its file only when it starts
+                ok = (await self._run("systemctl", "try-restart", unit)).ok
+            ok = (await self._run("systemctl", "enable", "--now", unit)).ok and ok
+        if previous.wifi is not None and previous.interface != config.interface:
+            ok = await self._leave_wifi(previous.interface) and ok
+        return ok
+
+    async def _leave_wifi(self, interface: str) -> bool:
+        """The WAN is no longer ``interface``: its wpa_supplicant stops and its key leaves the disk."""
+        ok = (await self._run("systemctl", "disable", "--now", wifi.supplicant_unit(interface))).ok
+        path = self._supplicant_path(interface)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("cannot remove %s (the Wi-Fi key of %s): %s", path, interface, exc)
+            return False
+        log.info("removed %s (the WAN is no longer %s)", path, interface)
+        return ok
 
     async def configure_usb_gadget(self) -> bool:
         """The installer's USB network file (192.168.32.1/24 with a DHCP server); reloads

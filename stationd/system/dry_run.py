@@ -2,8 +2,9 @@
 
 ``actions`` is a list of ``(action, detail)`` pairs in the order they happened, e.g.
 ``("set_time", "2025-01-01T12:00:00+00:00")``, ``("set_wan_config", "eth0 ipv4=dhcp ipv6=dhcp")``,
-``("set_mobile_settings", "apn=internet auth=chap username=u password=**** pin=****")``.
-Secrets are recorded masked. Settings are remembered, so reading them back shows what was
+``("set_mobile_settings", "apn=internet auth=chap username=u password=**** pin=****")``,
+``("set_wan_config", 'wlan0 ipv4=dhcp ipv6=dhcp wifi ssid="Depot" security=WPA2-Personal psk=****')``.
+Secrets are recorded masked (a Wi-Fi PSK is also registered with the log redaction). Settings are remembered, so reading them back shows what was
 set; the network status and the modem are simulated (no modem unless one is given).
 """
 
@@ -20,6 +21,7 @@ from .network import USB_ADDRESS, NetworkConfigError, WanConfig, network_config_
 from .shared import SharedBehaviour, VendorAccessListener
 from .timesync import TimeStatus, check_ntp_servers, check_timezone
 from .watchdog import DEFAULT_TIMEOUT_S
+from .wifi import PskSecrets, is_wifi_interface
 
 log = logging.getLogger("stationd.system")
 
@@ -52,9 +54,15 @@ class DryRunSystem(SharedBehaviour):
         self.signal_dbm = signal_dbm
         self.usb_interface = usb_interface
         self._wan = wan or WanConfig()
+        self._psks = PskSecrets()  # the Wi-Fi keys set, redacted from every log line
+        self._psks.remember(self._wan.wifi)
         self._mobile = MobileSettings()
         self._timezone, self._ntp, self._ntp_servers = "UTC", True, ()
         self._hardware_watchdog: bool | None = None
+
+    def close(self) -> None:
+        self._psks.close()
+        super().close()
 
     def _record(self, action: str, detail: str) -> None:
         self.actions.append((action, detail))
@@ -91,7 +99,8 @@ class DryRunSystem(SharedBehaviour):
     async def set_wan_config(self, config: WanConfig) -> bool:
         if config.interface == self.usb_interface:
             raise NetworkConfigError([f"interface: {self.usb_interface} is the installer's USB network, not a WAN"])
-        self._record("set_wan_config", config.describe())
+        self._psks.remember(config.wifi)
+        self._record("set_wan_config", config.describe())  # psk=****
         self._wan = config
         return True
 
@@ -108,7 +117,11 @@ class DryRunSystem(SharedBehaviour):
         if self._wan.ipv4.manual:
             interface = self._wan.ipv4.interface()
             wan.update(state="connected", ipv4=str(interface.ip), mask=str(interface.netmask))
-        wan.update(mac=SIMULATED_MACS[0], bridge=False, enabled=True)
+        wan["mac"] = SIMULATED_MACS[0]
+        if is_wifi_interface(self._wan.interface):  # the keys parse_ip_addr gives a Wi-Fi link
+            wan.update({"enabled": True, "rx-quality": 0, "rx-level": 0, "rx-noise": 0})
+        else:
+            wan.update(bridge=False, enabled=True)
         usb = {"link": self.usb_interface, "state": "connected", "ipv4": str(USB_ADDRESS.ip),
                "mask": str(USB_ADDRESS.netmask), "mac": SIMULATED_MACS[1], "bridge": False, "enabled": True}
         return [wan, usb]

@@ -3,7 +3,9 @@ USB network, their systemd-networkd ``.network`` files, and the NetworkConfig ke
 
 A :class:`WanConfig` is valid or does not exist: building one checks every field and raises
 :class:`NetworkConfigError` listing every problem (``ipv4.gateway: ...``), so a config that
-reaches the file writer is complete. The USB gadget network is fixed by the product
+reaches the file writer is complete. A ``wlan*`` WAN carries its Wi-Fi network
+(:class:`stationd.system.wifi.WifiSettings`: SSID, security, the derived PSK, never the
+passphrase); no other interface may. The USB gadget network is fixed by the product
 (installers browse to https://192.168.32.1), see :data:`USB_ADDRESS`.
 """
 
@@ -11,9 +13,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from .wifi import SECURITIES, WifiSettings, is_wifi_interface, psk_from_passphrase
 
 METHODS = ("dhcp", "manual")
 MAX_DNS = 3
@@ -73,6 +77,7 @@ class WanConfig:
     interface: str = "eth0"
     ipv4: IpSettings = field(default_factory=IpSettings)
     ipv6: IpSettings = field(default_factory=IpSettings)
+    wifi: WifiSettings | None = None  # required for a wlan* interface, refused for any other
 
     def __post_init__(self) -> None:
         problems = _interface_problems("interface", self.interface)
@@ -80,18 +85,22 @@ class WanConfig:
             settings, found = _checked(name, version, getattr(self, name))
             problems += found
             object.__setattr__(self, name, settings)
+        problems += _wifi_problems(self.interface, self.wifi)
         if problems:
             raise NetworkConfigError(problems)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> WanConfig:
+    def from_dict(cls, data: Mapping[str, Any], *, stored_wifi: WifiSettings | None = None) -> WanConfig:
         """From the WebUI's JSON: ``{"interface": "eth0", "ipv4": {"method": "manual",
         "address": "192.0.2.10", "prefix": 24 (or "netmask": "255.255.255.0", or
         "address": "192.0.2.10/24"), "gateway": "192.0.2.1", "dns": ["192.0.2.53"]},
-        "ipv6": {"method": "dhcp"}}``."""
+        "ipv6": {"method": "dhcp"}}``; a ``wlan*`` interface adds ``"wifi": {"ssid": "...",
+        "security": "WPA2-Personal" or "Open", "passphrase": "..."}``. The passphrase becomes
+        the PSK at once; left out or empty, ``stored_wifi``'s PSK is kept if the SSID is the same."""
         if not isinstance(data, Mapping):
             raise NetworkConfigError(["the network settings must be a JSON object"])
-        problems = [f"{key}: unknown field" for key in data if key not in ("interface", "ipv4", "ipv6")]
+        known = ("interface", "ipv4", "ipv6", "wifi")
+        problems = [f"{key}: unknown field" for key in data if key not in known]
         interface = data.get("interface", "eth0")
         if not isinstance(interface, str):
             problems += _interface_problems("interface", interface)
@@ -101,16 +110,23 @@ class WanConfig:
             settings, found = _from_dict(name, version, data.get(name, {}))
             families[name] = settings
             problems += found
+        wifi, found = _wifi_from_dict(data.get("wifi"), stored_wifi)
+        problems += found
         try:
-            config = cls(interface=interface, **families)
+            config = cls(interface=interface, wifi=wifi, **families)
         except NetworkConfigError as exc:
-            problems += exc.problems
+            said = {problem.partition(":")[0] for problem in found}  # one problem per Wi-Fi field
+            problems += [problem for problem in exc.problems if problem.partition(":")[0] not in said]
         if problems:
             raise NetworkConfigError(problems)
         return config
 
     def to_dict(self) -> dict[str, Any]:
-        return {"interface": self.interface, "ipv4": self.ipv4.to_dict(4), "ipv6": self.ipv6.to_dict(6)}
+        """The WebUI's JSON (``wifi`` without any key: the PSK is write-only)."""
+        data: dict[str, Any] = {"interface": self.interface, "ipv4": self.ipv4.to_dict(4), "ipv6": self.ipv6.to_dict(6)}
+        if self.wifi is not None:
+            data["wifi"] = {"ssid": self.wifi.ssid, "security": self.wifi.security}
+        return data
 
     def describe(self) -> str:
         """One line for logs and the dry run's record."""
@@ -122,6 +138,8 @@ class WanConfig:
             if settings.dns:
                 text += f" dns {','.join(settings.dns)}"
             parts.append(text)
+        if self.wifi is not None:
+            parts.append(self.wifi.describe())  # psk=****
         return " ".join(parts)
 
 
@@ -132,6 +150,47 @@ def _interface_problems(name: str, value: object) -> list[str]:
     if not isinstance(value, str) or not _INTERFACE_NAME.match(value):
         return [f"{name}: {value!r} is not an interface name (1-15 letters, digits, '.', '_', '-')"]
     return []
+
+
+def _wifi_problems(interface: str, wifi: object) -> list[str]:
+    if wifi is None:
+        if is_wifi_interface(interface):
+            return [f"wifi: required for the Wi-Fi interface {interface}: give the network's SSID and security"]
+        return []
+    if not isinstance(wifi, WifiSettings):
+        return ["wifi: must be an object"]
+    if not is_wifi_interface(interface):
+        return [f"wifi: only for a Wi-Fi interface (wlan…), not {interface}"]
+    return wifi.problems()
+
+
+def _wifi_from_dict(data: object, stored: WifiSettings | None) -> tuple[WifiSettings | None, list[str]]:
+    """The Wi-Fi settings of the WebUI's JSON, the passphrase turned into the PSK; problems
+    are those of the passphrase and of the JSON's shape (WanConfig checks the rest)."""
+    if data is None:
+        return None, []
+    if not isinstance(data, Mapping):
+        return None, ["wifi: must be an object"]
+    problems = [f"wifi.{key}: unknown field" for key in data if key not in ("ssid", "security", "passphrase")]
+    ssid, security = data.get("ssid", ""), data.get("security", "WPA2-Personal")
+    passphrase = data.get("passphrase") or ""
+    if not isinstance(ssid, str):
+        return None, problems + ["wifi.ssid: must be text"]
+    psk = None
+    if security == "Open":
+        if passphrase:
+            problems.append("wifi.passphrase: only with WPA2-Personal (leave it empty for an open network)")
+    elif security in SECURITIES:
+        if passphrase:
+            psk, found = psk_from_passphrase(passphrase, ssid)
+            problems += found
+        elif stored is not None and stored.psk and stored.ssid == ssid:
+            psk = stored.psk  # the stored key belongs to this SSID: kept
+        elif stored is not None and stored.psk:
+            problems.append("wifi.passphrase: required: the SSID changed, and a WPA2 key belongs to its SSID")
+        else:
+            problems.append("wifi.passphrase: required with WPA2-Personal (8 to 63 characters)")
+    return WifiSettings(ssid, security if isinstance(security, str) else repr(security), psk), problems
 
 
 def _from_dict(name: str, version: int, data: object) -> tuple[IpSettings, list[str]]:
@@ -276,8 +335,9 @@ def render_wan(config: WanConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_wan(text: str) -> WanConfig:
-    """Read back a file :func:`render_wan` wrote (NetworkConfigError when it says something else)."""
+def parse_wan(text: str, wifi_of: Callable[[str], WifiSettings | None] = lambda interface: None) -> WanConfig:
+    """Read back a file :func:`render_wan` wrote (NetworkConfigError when it says something else);
+    ``wifi_of(interface)``: a ``wlan*`` interface's network (as its wpa_supplicant file says)."""
     section, interface = "", None
     values: dict[str, list[str]] = {}
     for raw in text.splitlines():
@@ -309,7 +369,11 @@ def parse_wan(text: str) -> WanConfig:
                     families[version]["gateway"] = value
     except ValueError as exc:
         raise NetworkConfigError([f"unreadable address in the .network file: {exc}"]) from None
-    return WanConfig.from_dict({"interface": interface or "", "ipv4": families[4], "ipv6": families[6]})
+    data: dict[str, Any] = {"interface": interface or "", "ipv4": families[4], "ipv6": families[6]}
+    wifi = wifi_of(interface) if is_wifi_interface(interface or "") else None
+    if wifi is not None:
+        data["wifi"] = {"ssid": wifi.ssid, "security": wifi.security}
+    return WanConfig.from_dict(data, stored_wifi=wifi)
 
 
 def render_usb_gadget(interface: str = "usb0") -> str:
@@ -332,13 +396,19 @@ def render_usb_gadget(interface: str = "usb0") -> str:
 
 def network_config_json(wan: WanConfig, usb_interface: str = "usb0") -> list[dict[str, Any]]:
     """One object per interface in the keys and order of the Eaton example: link, enabled,
-    dhcp ("client", "server", or "no" for a manual address), routing, ip, mask, bridge.
-    IPv4 only, as in the example; the WebUI reads :meth:`WanConfig.to_dict` for IPv6."""
+    dhcp ("client", "server", or "no" for a manual address), routing, ip, mask, then bridge
+    (Ethernet) or mode, ssid, key_mgmt (Wi-Fi: "client", the SSID, "WPA-PSK" or "NONE").
+    The psk is left out, as GetConfiguration leaves out the AuthorizationKey's value: it is
+    write-only (SPEC §4.3). IPv4 only, as in the example; the WebUI reads
+    :meth:`WanConfig.to_dict` for IPv6."""
     entry: dict[str, Any] = {"link": wan.interface, "enabled": True,
                              "dhcp": "no" if wan.ipv4.manual else "client", "routing": "no"}
     if wan.ipv4.manual:
         entry.update(ip=wan.ipv4.address, mask=str(wan.ipv4.interface().netmask))
-    entry["bridge"] = False
+    if wan.wifi is not None:
+        entry.update(mode="client", ssid=wan.wifi.ssid, key_mgmt=wan.wifi.key_mgmt)
+    else:
+        entry["bridge"] = False
     usb = {"link": usb_interface, "enabled": True, "dhcp": "server", "routing": "no",
            "ip": str(USB_ADDRESS.ip), "mask": str(USB_ADDRESS.netmask), "bridge": False}
     return [entry, usb]

@@ -15,7 +15,8 @@ KEYS = (
                        "Inactive: cancel a pending reset. Reads Active while a reset is pending"),
     KeyDef("NetworkConfig", Json(shape=network_shape, shape_help="JSON array, one object per interface"), [],
            Access.R, family=SPECIAL, hidden=True, computed=True,
-           description="Configuration of each network interface (link, enabled, dhcp, routing, ip, mask, ...)"),
+           description="Configuration of each network interface (link, enabled, dhcp, routing, ip, mask, bridge; "
+                       "a Wi-Fi WAN: mode, ssid, key_mgmt; its psk is write-only and never shown)"),
     KeyDef("NetworkStatus", Json(shape=network_shape, shape_help="JSON array, one object per interface"), [],
            Access.R, family=SPECIAL, hidden=True, computed=True,
            description="State of each network interface (link, state, ipv4, mask, mac, ...)"),

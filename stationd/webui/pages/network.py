@@ -1,10 +1,14 @@
 """Network > Interfaces and Network > Mobile (SPEC §9), through the system edge.
 
-Interfaces: the WAN interface's IPv4 and IPv6, each Auto (DHCP) or Manual (address,
-netmask / prefix length, gateway, primary DNS), checked as a whole by
+Interfaces: the WAN interface (its name: ``eth0``, ``wlan0``, ...), its IPv4 and IPv6, each
+Auto (DHCP) or Manual (address, netmask / prefix length, gateway, primary DNS), and for a
+``wlan*`` interface the Wi-Fi network (SSID, security, passphrase), checked as a whole by
 :class:`stationd.system.network.WanConfig` (every problem beside its field; nothing applied
 unless all is well) and applied at once by ``system.set_wan_config``; the interfaces' state
-(NetworkStatus) below.
+(NetworkStatus) below. The passphrase is write-only: the station keeps only the key derived
+from it, the field is never filled in again, and left empty it keeps the stored key while the
+SSID stays the same. The Wi-Fi fields are hidden by a script for other interfaces; without it
+they show, and the server ignores them for a non-Wi-Fi interface.
 
 Mobile: the modem and its SIM read-only (manufacturer, model, IMEI, operator, signal, ICCID,
 IMSI), and the SIM settings: a provider preset or (custom), service mode (which radio access
@@ -22,6 +26,7 @@ from aiohttp import web
 
 from ...system.modem import AUTH_METHODS, SERVICE_MODES, MobileSettings, MobileSettingsError
 from ...system.network import NetworkConfigError, WanConfig
+from ...system.wifi import SECURITIES, WifiSettings, is_wifi_interface
 from ..guard import SESSION_KEY, UI_KEY
 from ..i18n import translator
 from ..templating import flash, render
@@ -46,8 +51,9 @@ SERVICE_MODE_LABELS = {"automatic": "Automatic", "4g": "4G only", "3g": "3G only
 
 
 def wan_form(config: WanConfig) -> dict[str, str]:
-    """The form's field values of a WAN config (``ipv4_address``, ``ipv6_prefix``, ...)."""
-    values = {}
+    """The form's field values of a WAN config (``interface``, ``ipv4_address``, ``ipv6_prefix``,
+    ``wifi_ssid``, ...); never the passphrase, which is not filled in again."""
+    values = {"interface": config.interface}
     for family, _, size in FAMILIES:
         data = config.to_dict()[family]
         values[f"{family}_method"] = data["method"]
@@ -55,11 +61,16 @@ def wan_form(config: WanConfig) -> dict[str, str]:
         values[f"{family}_{size}"] = str(data.get(size) or "")
         values[f"{family}_gateway"] = str(data.get("gateway") or "")
         values[f"{family}_dns"] = (data.get("dns") or [""])[0]
+    values["wifi_ssid"] = config.wifi.ssid if config.wifi else ""
+    values["wifi_security"] = config.wifi.security if config.wifi else "WPA2-Personal"
     return values
 
 
-def wan_from_form(interface: str, form: Mapping) -> WanConfig:
-    """A WanConfig from the posted fields; NetworkConfigError lists every problem."""
+def wan_from_form(form: Mapping, passphrase: str = "", stored_wifi: WifiSettings | None = None) -> WanConfig:
+    """A WanConfig from the posted fields (the Wi-Fi ones only for a ``wlan*`` interface; an
+    empty passphrase keeps ``stored_wifi``'s key for the same SSID); NetworkConfigError lists
+    every problem."""
+    interface = str(form.get("interface", "")).strip()
     data: dict = {"interface": interface}
     for family, _, size in FAMILIES:
         method = str(form.get(f"{family}_method", "dhcp"))
@@ -72,7 +83,10 @@ def wan_from_form(interface: str, form: Mapping) -> WanConfig:
                 if text:
                     settings[name] = text
         data[family] = settings
-    return WanConfig.from_dict(data)
+    if is_wifi_interface(interface):
+        data["wifi"] = {"ssid": str(form.get("wifi_ssid", "")), "passphrase": passphrase,
+                        "security": str(form.get("wifi_security", "WPA2-Personal"))}
+    return WanConfig.from_dict(data, stored_wifi=stored_wifi)
 
 
 def field_errors(problems, fields: Mapping[str, str]) -> dict[str, str]:
@@ -95,6 +109,7 @@ async def _interfaces(request: web.Request, values: dict[str, str] | None = None
     config = system.wan_config()
     return render(request, "network_interfaces.html", http_status=http_status, interface=config.interface,
                   values=values or wan_form(config), errors=errors or {}, families=FAMILIES,
+                  securities=SECURITIES, psk_stored=bool(config.wifi and config.wifi.psk),
                   status=await system.network_status())
 
 
@@ -108,20 +123,19 @@ async def interfaces_save(request: web.Request) -> web.Response:
     system = request.app[UI_KEY].station.system
     t = translator(request[SESSION_KEY].language)
     form = await request.post()
-    interface = system.wan_config().interface
-    empty = wan_form(WanConfig(interface))
-    values = {name: str(form.get(name, ""))[:100] for name in empty}
+    current = system.wan_config()
+    values = {name: str(form.get(name, ""))[:100] for name in wan_form(WanConfig())}
+    values["interface"] = values["interface"].strip() or current.interface
+    passphrase = str(form.get("wifi_passphrase", ""))[:1000]  # never shown again, not even after an error
+    fields = {**values, "wifi_passphrase": ""}  # where problems go
     try:
-        config = wan_from_form(interface, values)
-    except NetworkConfigError as problem:
-        return await _interfaces(request, values, field_errors(problem.problems, values), 400)
-    try:
+        config = wan_from_form(values, passphrase, current.wifi)
         applied = await system.set_wan_config(config)
     except NetworkConfigError as problem:
-        return await _interfaces(request, values, field_errors(problem.problems, values), 400)
+        return await _interfaces(request, values, field_errors(problem.problems, fields), 400)
     if not applied:
         return await _interfaces(request, values, {"": t("The network settings could not be applied.")}, 500)
-    log.info("WebUI: WAN settings %s", config.describe())
+    log.info("WebUI: WAN settings %s", config.describe())  # psk=****
     flash(request, t("Saved."))
     raise web.HTTPSeeOther("/network/interfaces")
 

@@ -30,6 +30,18 @@ GERMAN = {
     "Interface": "Schnittstelle",
     "State": "Zustand",
     "The network settings could not be applied.": "Die Netzwerkeinstellungen konnten nicht angewendet werden.",
+    "eth0 for Ethernet, wlan0 for Wi-Fi.": "eth0 für Ethernet, wlan0 für WLAN.",
+    "Wi-Fi": "WLAN",
+    "Only for a Wi-Fi interface (wlan…); ignored for any other.":
+        "Nur für eine WLAN-Schnittstelle (wlan…); bei jeder anderen ignoriert.",
+    "SSID (network name)": "SSID (Netzwerkname)",
+    "WPA2-Personal": "WPA2-Personal",
+    "Open": "Offen",
+    "Passphrase": "Passphrase",
+    "leave empty to keep the stored passphrase": "leer lassen, um die gespeicherte Passphrase zu behalten",
+    "WPA2-Personal: 8 to 63 characters, or the key as 64 hex digits. The station keeps only the key derived from it.":
+        "WPA2-Personal: 8 bis 63 Zeichen oder der Schlüssel als 64 Hex-Ziffern. Die Station speichert nur den "
+        "daraus abgeleiteten Schlüssel.",
     # Network > Mobile
     "This station has no mobile modem: there is nothing to set here.":
         "Diese Station hat kein Mobilfunkmodem: hier gibt es nichts einzustellen.",
