@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stationd.auth import Entry, InvalidUid, Whitelist, export_csv, import_csv, normalize_uid, parse_csv
-from stationd.auth.csv_io import EXPORT_FILENAME, MAX_ERRORS, iter_csv
+from stationd.auth.csv_io import EXPORT_FILENAME, MAX_ERRORS, _longest_line, iter_csv
 from stationd.auth.whitelist import MAX_ENTRIES
 from stationd.storage import Database
 
@@ -343,3 +343,8 @@ def test_100k_rows_import_and_export(wl):
     assert len(chunks) > 10 and b"".join(chunks) == data  # streamed in pieces
     print(f"\n100k rows ({len(data) / 1e6:.1f} MB): import {imported:.2f} s, export {export_time:.2f} s, "
           f"unchanged re-import {reimported:.2f} s")
+
+
+@given(st.text(alphabet="ab\r\n,", max_size=200), st.integers(min_value=1, max_value=64))
+def test_the_longest_line_is_found_piece_by_piece_as_over_the_whole_text(text, piece):
+    assert _longest_line(text, piece) == max(map(len, text.split("\n")))
