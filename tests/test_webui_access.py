@@ -3,6 +3,8 @@ sessions, CSRF and Origin, lockout, logout, security headers."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 from webui_helpers import NEW_PASSWORD, SERIAL, WebClient, webui_station
@@ -94,3 +96,27 @@ async def test_security_headers_on_pages_and_assets(tmp_path: Path):
                     assert "script-src 'self'" in headers["Content-Security-Policy"]
                     assert "unsafe-inline" not in headers["Content-Security-Policy"]
                     assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_sessions_expire_on_the_running_station_by_waiting(tmp_path: Path):
+    """The live daemon's session store with its timeouts shortened to seconds (the real ones are
+    30 min idle and 12 h in all): use keeps a session past the idle time, an unused one ends, and
+    a session ends at its absolute time however recently it was used."""
+    async with webui_station(tmp_path) as (station, base, ca, _cs):
+        sessions = station.station.webui.ui.sessions
+        async with WebClient(base, ca) as idle, WebClient(base, ca) as busy:
+            await idle.login_and_set_password()
+            await busy.login(NEW_PASSWORD)
+            sessions.idle_timeout_s = 2.0
+            used_for = time.monotonic()
+            while time.monotonic() - used_for < 2.5:  # longer than the idle time, used all along
+                assert (await busy.get("/api/status", allow_redirects=False))[0] == 200
+                await asyncio.sleep(0.3)
+            assert (await idle.get("/dashboard", allow_redirects=False))[0] == 303  # unused for 2.5 s
+            assert (await busy.get("/api/status", allow_redirects=False))[0] == 200
+
+            sessions.idle_timeout_s, sessions.absolute_timeout_s = 60.0, 4.0
+            await asyncio.sleep(max(0.0, 4.2 - (time.monotonic() - used_for)))  # the login is older than 4 s
+            assert (await busy.get("/api/status", allow_redirects=False))[0] == 401
+            status, text = await busy.get("/dashboard")
+            assert status == 200 and 'action="/login"' in text
