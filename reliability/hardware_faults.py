@@ -219,8 +219,9 @@ async def try_fault(bench: Bench, kind: Kind, moment: str, cid: int, rng: random
                     "Charging again after recovery")
         await until(lambda: bench.sim(cid)["contactor"] and bench.sim(cid)["power_w"] > 0, 10,
                     "energy flows again")
-        if bench.row(cid)["status"] != "Charging":
-            raise FaultFailed(f"the WebUI shows {bench.row(cid)['status']}, not Charging")
+        # as the other WebUI checks: within a moment (on a loaded machine a heartbeat may come late
+        # enough for the controller to go safe once more, and recover)
+        await until(lambda: bench.row(cid)["status"] == "Charging", 5, "the WebUI shows Charging")
         world.unplug(cid)
     await until(lambda: bench.last_status(cid) == ("Available", "NoError", None), RECOVER_WITHIN_S,
                 "Available again")
