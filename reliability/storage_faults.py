@@ -48,8 +48,9 @@ CORRUPTIONS = ("header", "middle page", "truncated", "stale WAL")
 
 def namespaces_work() -> str | None:
     """None when unshare can mount a tmpfs here, else why not."""
-    if shutil.which("unshare") is None:
-        return "unshare not installed"
+    for program in ("unshare", "nsenter"):
+        if shutil.which(program) is None:
+            return f"{program} not installed"
     with tempfile.TemporaryDirectory() as directory:
         result = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
                                  f"mount -t tmpfs -o size=1m tmpfs {shlex.quote(directory)}"],

@@ -4,8 +4,8 @@
 #   scripts/setup.sh --test   the same plus the test tools, the benchmarks' plotting
 #                             (extras test and bench) and the Debian packages the tests use
 #                             (systemd-analyze, to verify the unit file; chromium, for the
-#                             WebUI's browser tests; unshare and mount, for the storage-fault
-#                             tests' small tmpfs)
+#                             WebUI's browser tests; unshare, nsenter and mount, for the
+#                             storage-fault tests' small tmpfs)
 # Safe to run again: it only installs what is missing or changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,8 @@ packages=()
 if (( with_tests )); then
   command -v systemd-analyze >/dev/null || packages+=(systemd)
   command -v chromium >/dev/null || packages+=(chromium fonts-dejavu-core)
-  command -v unshare >/dev/null || packages+=(util-linux)  # the storage-fault tests' tmpfs namespace
+  command -v unshare >/dev/null && command -v nsenter >/dev/null \
+    || packages+=(util-linux)  # the storage-fault tests' tmpfs namespace (nsenter remounts it)
   command -v mount >/dev/null || packages+=(mount)
 fi
 if (( ${#packages[@]} )); then
