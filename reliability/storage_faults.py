@@ -123,6 +123,12 @@ class Demo:
     def sim(self, method: str, path: str, body: dict | None = None):
         return sim_api(self.api, method, path, body)
 
+    def charge(self, connector: int, what: str) -> None:
+        """A vehicle plugs in and charges on ``connector``; returns once the station reports Charging."""
+        self.sim("POST", f"/connectors/{connector}/plug", {})
+        self.sim("POST", f"/connectors/{connector}/charge", {})
+        until(lambda: last(self, connector) == ("Charging", "NoError", None), 15, what, self)
+
     def stop(self) -> None:
         self.child.stop()
         self.log.close()
@@ -150,9 +156,7 @@ def try_full_disk(directory: Path, how: str = "full disk") -> str:
     demo = Demo(directory, tmpfs=True)
     try:
         demo.wait_ready()
-        demo.sim("POST", "/connectors/1/plug", {})
-        demo.sim("POST", "/connectors/1/charge", {})
-        until(lambda: last(demo, 1) == ("Charging", "NoError", None), 15, "connector 1 Charging", demo)
+        demo.charge(1, "connector 1 Charging")
         filler = demo.root / "filler"
         try:
             with open(filler, "wb") as file:
@@ -174,10 +178,7 @@ def try_full_disk(directory: Path, how: str = "full disk") -> str:
         filler.unlink()
         until(lambda: "storage: the data directory is writable again" in demo.text(), 20, "recovery", demo)
         demo.sim("POST", "/connectors/2/unplug", {})
-        demo.sim("POST", "/connectors/2/plug", {})
-        demo.sim("POST", "/connectors/2/charge", {})
-        until(lambda: last(demo, 2) == ("Charging", "NoError", None), 15, "connector 2 charges after recovery",
-              demo)
+        demo.charge(2, "connector 2 charges after recovery")
         demo.sim("POST", "/connectors/1/unplug", {})
         demo.sim("POST", "/connectors/2/unplug", {})
         until(lambda: len(demo.stops()) >= 2, 15, "both sessions stopped", demo)
@@ -202,10 +203,8 @@ def try_start_refused(directory: Path, how: str) -> str:
     first = Demo(before, tmpfs=False)
     try:
         first.wait_ready()
-        first.sim("POST", "/connectors/1/plug", {})
-        first.sim("POST", "/connectors/1/charge", {})
-        until(lambda: last(first, 1) == ("Charging", "NoError", None) and first.starts() == 1, 15,
-              "a session to cut", first)
+        first.charge(1, "a session to cut")
+        until(lambda: first.starts() == 1, 15, "its StartTransaction", first)
         first.kill()
     finally:
         first.stop()
@@ -278,9 +277,7 @@ def try_corrupt_database(directory: Path, how: str) -> str:
     first = Demo(directory, tmpfs=False)
     try:
         first.wait_ready()
-        first.sim("POST", "/connectors/1/plug", {})
-        first.sim("POST", "/connectors/1/charge", {})
-        until(lambda: last(first, 1) == ("Charging", "NoError", None), 15, "a session to record", first)
+        first.charge(1, "a session to record")
     finally:
         first.stop()
     db = directory / "data" / "station.db"

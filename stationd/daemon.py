@@ -163,7 +163,7 @@ class Daemon:
             self._storage_refused = problem
         self.notifier.ready(f"out of service: storage: {problem}")  # up: systemd neither waits nor restarts
         watchdog = asyncio.create_task(run_watchdog(self.notifier, lambda: True), name="watchdog")
-        page = asyncio.create_task(serve_out_of_service(self.config, lambda: self._storage_refused or problem),
+        page = asyncio.create_task(serve_out_of_service(self.config, lambda: problem),
                                    name="webui-out-of-service")
         try:
             while True:

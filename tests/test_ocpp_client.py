@@ -431,3 +431,11 @@ async def test_a_backend_contradicting_its_local_list_is_reported_on_connector_0
     cleared = await cs.wait_for("StatusNotification", predicate=lambda r: r.payload["connectorId"] == 0
                                 and r.seq > conflict.seq)
     assert cleared.payload["errorCode"] == "NoError"  # the backend fixed its list
+
+
+async def test_a_stop_asked_for_while_the_station_restarts_ends_it(station: Station):
+    """The stop reaches the daemon that is already going away for the restart; the next one must
+    not start and run on (this hung a CI run after a firmware reboot)."""
+    station.daemon.request_restart("test: restart in place")
+    await station.stop()
+    assert station.task.done() and station.boots == 1

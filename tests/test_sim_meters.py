@@ -116,6 +116,19 @@ def test_unreadable_state_is_set_aside_not_trusted(tmp_path: os.PathLike[str]) -
     assert (tmp_path / "meter-m.json.corrupt").exists()
 
 
+def test_a_state_file_that_cannot_be_written_is_logged_and_the_registers_count_on(tmp_path, caplog) -> None:
+    """A full or read-only disk under the simulator is no meter fault: its registers go on."""
+    (tmp_path / "sim").write_text("a file where the state directory belongs")
+    clock = FakeClock()
+    meter = SimMeter("SDM630", state_dir=tmp_path / "sim", name="m", clock=clock)
+    meter.set_load((10, 10, 10))
+    clock.advance(3600)
+    assert meter.values()["energy_import_wh"] == pytest.approx(3 * 230 * 10)
+    assert "cannot save its state" in caplog.text
+    clock.advance(3600)
+    assert meter.values()["energy_import_wh"] == pytest.approx(2 * 3 * 230 * 10)
+
+
 @pytest.mark.parametrize("model", sorted(METER_MAPS))
 def test_served_registers_decode_to_the_meter_state(model: str) -> None:
     meter = SimMeter(model, clock=FakeClock(), initial_energy_wh=98_765.4, serial="31415926",

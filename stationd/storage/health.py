@@ -20,12 +20,9 @@ STORAGE_SQLITE_ERRORS = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR")
 
 def storage_problem(directory: str | os.PathLike[str]) -> str | None:
     """Why the data directory cannot take new records (read-only, nearly full), or None."""
-    try:
-        stat = os.statvfs(directory)
-    except OSError as exc:
-        return f"cannot check {directory}: {exc.strerror or exc}"
-    if stat.f_flag & os.ST_RDONLY:
-        return f"{directory} is on a read-only file system"
+    stat, problem = _file_system(directory)
+    if stat is None or problem is not None:
+        return problem
     free = stat.f_bavail * stat.f_frsize
     if free < MIN_FREE_BYTES:
         return f"{directory} is full ({free // 1024} KiB free)"
@@ -36,18 +33,11 @@ def write_problem(directory: str | os.PathLike[str]) -> str | None:
     """Why nothing can be written in the data directory, or None: a small file is written,
     synced and removed again (free space alone does not show a file system gone bad)."""
     directory = Path(directory)
-    try:
-        stat = os.statvfs(directory)
-    except FileNotFoundError:
+    if not directory.exists():
         directory = directory.parent  # not made yet: its parent must take it
-        try:
-            stat = os.statvfs(directory)
-        except OSError as exc:
-            return f"cannot check {directory}: {exc.strerror or exc}"
-    except OSError as exc:
-        return f"cannot check {directory}: {exc.strerror or exc}"
-    if stat.f_flag & os.ST_RDONLY:
-        return f"{directory} is on a read-only file system"
+    _, problem = _file_system(directory)
+    if problem is not None:
+        return problem
     probe = directory / PROBE_NAME
     try:
         descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -65,6 +55,17 @@ def write_problem(directory: str | os.PathLike[str]) -> str | None:
         except OSError:
             pass
     return None
+
+
+def _file_system(directory: str | os.PathLike[str]) -> tuple[os.statvfs_result | None, str | None]:
+    """The directory's file system, and why it takes nothing at all (unreadable, read-only)."""
+    try:
+        stat = os.statvfs(directory)
+    except OSError as exc:
+        return None, f"cannot check {directory}: {exc.strerror or exc}"
+    if stat.f_flag & os.ST_RDONLY:
+        return stat, f"{directory} is on a read-only file system"
+    return stat, None
 
 
 def is_storage_error(error: BaseException) -> bool:
